@@ -1,0 +1,45 @@
+"""gradcheck: verify hand-written gradients, say where they are wrong and what kind of mistake.
+
+Example:
+    >>> import numpy as np, gradcheck
+    >>> params = {"w": np.array([1.0, -2.0, 3.0])}
+    >>> report = gradcheck.check(lambda p: np.sum(p["w"] ** 2), params, {"dw": 2 * params["w"]})
+    >>> report.passed
+    True
+"""
+
+from ._api import check as check
+from ._api import gradient_checking as gradient_checking
+from ._compare import ElementError as ElementError
+from ._compare import ParamReport as ParamReport
+from ._compare import Verdict as Verdict
+from ._diagnose import Finding as Finding
+from ._errors import CostFunctionError as CostFunctionError
+from ._errors import GradcheckError as GradcheckError
+from ._errors import GradcheckWarning as GradcheckWarning
+from ._errors import GradientMismatchError as GradientMismatchError
+from ._errors import InvalidArgumentError as InvalidArgumentError
+from ._errors import MissingExtraError as MissingExtraError
+from ._errors import ParamTreeError as ParamTreeError
+from ._report import Report as Report
+from ._report import Settings as Settings
+from ._version import __version__ as __version__
+
+__all__ = [
+    "CostFunctionError",
+    "ElementError",
+    "Finding",
+    "GradcheckError",
+    "GradcheckWarning",
+    "GradientMismatchError",
+    "InvalidArgumentError",
+    "MissingExtraError",
+    "ParamReport",
+    "ParamTreeError",
+    "Report",
+    "Settings",
+    "Verdict",
+    "__version__",
+    "check",
+    "gradient_checking",
+]

@@ -1,0 +1,177 @@
+"""The engine: estimate partial derivatives of the cost by finite differences.
+
+`estimate` is the only entry point the API calls. It picks the coordinates
+(mode), the steps and stencil points (scheme), perturbs the parameter arrays in
+place (`_perturb`) and combines the cost values into a `NumericGradient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._errors import CostFunctionError
+from .._tree import FlatParams, Leaf
+from ._modes import MODES, Mode, select_coordinates
+from ._perturb import CoordinateFailedError, Guard, evaluate_coordinates, flat_view
+from ._schemes import (
+    METHODS,
+    SCHEMES,
+    Method,
+    Scheme,
+    realized_steps,
+    requested_steps,
+    resolution_of,
+)
+
+__all__ = [
+    "METHODS",
+    "MODES",
+    "SCHEMES",
+    "Method",
+    "Mode",
+    "NumericGradient",
+    "Plan",
+    "Problem",
+    "Scheme",
+    "estimate",
+    "resolution_of",
+]
+
+Eps = float | Literal["auto"] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """How to estimate: scheme, coordinates, step."""
+
+    scheme: Scheme
+    mode: Mode
+    eps: Eps
+    samples: int | float | None
+    seed: int
+    cost_resolution: float
+    """Machine epsilon of the precision the cost is computed in (from its return type)."""
+    nominal_steps: bool = False
+    """Divide by the requested step instead of the realized one (the textbook's arithmetic)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """What the engine perturbs and evaluates."""
+
+    cost: Callable[[], float | complex]
+    """Evaluates the cost at the current values of the leaves' arrays."""
+    flat: FlatParams
+    """The arrays to perturb: the user's own, or complex copies for the complex step."""
+    base_value: float | complex
+    """The cost at the unperturbed point (reused by one-sided schemes)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NumericGradient:
+    """Finite-difference estimates for the coordinates a check evaluated."""
+
+    indices: NDArray[np.intp]
+    """Coordinates of theta that were evaluated, ascending."""
+    values: NDArray[np.float64]
+    """Numeric partial derivative per evaluated coordinate (nan where the cost was not finite)."""
+    steps: NDArray[np.float64]
+    """Step h used per evaluated coordinate (after rounding to the parameter's dtype)."""
+    evaluations: int
+    """Cost evaluations spent on the estimate (not counting the base point)."""
+    nonfinite: NDArray[np.intp]
+    """Coordinates where the cost returned nan or inf at a perturbed point."""
+    raised_steps: int
+    """Steps that vanished below the resolution of their dtype and were raised to one ulp."""
+
+
+def estimate(problem: Problem, plan: Plan) -> NumericGradient:
+    """Estimate the gradient at the coordinates chosen by ``plan.mode``.
+
+    Raises:
+        CostFunctionError: the cost raised at a perturbed point (arrays already restored).
+    """
+    chosen = select_coordinates(problem.flat, plan.mode, plan.samples, plan.seed)
+    parts: list[tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]] = []
+    raised = evaluations = 0
+    with Guard(problem.flat.leaves):
+        for leaf, local in zip(problem.flat.leaves, chosen, strict=True):
+            if not len(local):
+                continue
+            values, steps, raised_here = _estimate_leaf(problem, plan, leaf, local)
+            parts.append((local + leaf.offset, values, steps))
+            raised += raised_here
+            evaluations += len(local) * plan.scheme.evaluations_per_coordinate
+    indices = np.concatenate([p[0] for p in parts])
+    values = np.concatenate([p[1] for p in parts])
+    return NumericGradient(
+        indices=indices,
+        values=values,
+        steps=np.concatenate([p[2] for p in parts]),
+        evaluations=evaluations,
+        nonfinite=indices[~np.isfinite(values)],
+        raised_steps=raised,
+    )
+
+
+def _estimate_leaf(
+    problem: Problem, plan: Plan, leaf: Leaf, local: NDArray[np.intp]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    scheme = plan.scheme
+    x = np.asarray(flat_view(leaf.array)[local])  # [k], the leaf's dtype
+    real_dtype = x.real.dtype
+    resolution = (
+        resolution_of(real_dtype, np.dtype(np.float64))
+        if scheme.complex_step
+        else (max(resolution_of(real_dtype), plan.cost_resolution))
+    )
+    h = requested_steps(scheme, x.real, plan.eps, resolution)
+    raised = 0
+    if scheme.complex_step:
+        points = [(x + 1j * h.astype(real_dtype)).tolist()]
+    else:
+        if not plan.nominal_steps:
+            h, raised = realized_steps(x, h)
+        step = h.astype(x.dtype) if not plan.nominal_steps else h
+        points = [(x + c * step).astype(x.dtype).tolist() for c in scheme.offsets]
+    try:
+        columns = evaluate_coordinates(leaf.array, local.tolist(), points, problem.cost)
+    except CoordinateFailedError as failure:
+        raise _failure_error(failure, leaf, local, scheme, h) from failure.__cause__
+    values = np.array(columns).T  # [k, stencil points]
+    with np.errstate(invalid="ignore", over="ignore"):
+        numeric = np.asarray(scheme.combine(values, problem.base_value, h), dtype=np.float64)
+    numeric[~np.isfinite(values).all(axis=1)] = np.nan
+    return numeric, h, raised
+
+
+def _failure_error(
+    failure: CoordinateFailedError,
+    leaf: Leaf,
+    local: NDArray[np.intp],
+    scheme: Scheme,
+    h: NDArray[np.float64],
+) -> CostFunctionError:
+    coordinate = int(local[failure.position])
+    index = leaf.index_of(coordinate)
+    cause = failure.__cause__
+    offset = scheme.offsets[failure.offset]
+    shift = (
+        f"+ {h[failure.position]:.3g}i"
+        if scheme.complex_step
+        else (f"{offset * h[failure.position]:+.3g}")
+    )
+    where = f"{leaf.describe()}[{', '.join(map(str, index))}]" if index else leaf.describe()
+    return CostFunctionError(
+        f"the cost function raised {type(cause).__name__}: {cause} "
+        f"while {where} was moved by {shift} (coordinate {leaf.offset + coordinate} "
+        "of theta). Your arrays have been restored. Fix the cost at that point, or choose "
+        "a smaller eps or another method.",
+        param=leaf.name,
+        index=index,
+    )

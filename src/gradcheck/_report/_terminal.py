@@ -1,0 +1,141 @@
+"""Terminal rendering of a Report with rich: one row per parameter, findings, the verdict line."""
+
+from __future__ import annotations
+
+import io
+import math
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .._compare import ParamReport, Verdict
+from . import Report
+
+WIDTH = 100
+"""Width of the plain-text rendering (``str(report)``)."""
+
+_STYLE = {
+    Verdict.CORRECT: "green",
+    Verdict.ACCEPTABLE: "green",
+    Verdict.SUSPICIOUS: "yellow",
+    Verdict.BUG: "bold red",
+}
+
+_HEADLINE = {
+    Verdict.CORRECT: "Backpropagation is correct.",
+    Verdict.ACCEPTABLE: "Backpropagation is correct, within round-off.",
+    Verdict.SUSPICIOUS: "Backpropagation is mostly correct, but worth inspecting.",
+    Verdict.BUG: "There is a bug in backpropagation.",
+}
+
+
+def render(report: Report) -> RenderableType:
+    """Build the rich renderable: settings line, parameter table, findings, verdict line."""
+    parts: list[RenderableType] = [Text(_settings_line(report), style="dim"), _table(report)]
+    for finding in report.findings:
+        where = f"{finding.param}: " if finding.param else ""
+        line = Text("  • ", style="dim")
+        line.append(f"[{finding.kind}] ", style="cyan")
+        line.append(where + finding.message)
+        parts.append(line)
+    parts.append(_headline(report))
+    return Group(*parts)
+
+
+def render_text(report: Report, width: int = WIDTH) -> str:
+    """Render to plain text (no colour), as ``str(report)`` shows it."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
+                      legacy_windows=False, soft_wrap=False, highlight=False)  # fmt: skip
+    console.print(render(report))
+    return buffer.getvalue().rstrip() + "\n"
+
+
+def _settings_line(report: Report) -> str:
+    s = report.settings
+    mode = s.mode if s.mode != "sample" else f"sample ({report.checked:,} of {report.size:,})"
+    return (
+        f"gradcheck · method={s.method} · step={s.step} · mode={mode} · seed={s.seed} · "
+        f"{report.evaluations:,} evaluations in {_seconds(report.elapsed)}"
+    )
+
+
+def _table(report: Report) -> Table:
+    sampled = report.checked < report.size
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("parameter", overflow="fold")
+    table.add_column("shape")
+    if sampled:
+        table.add_column("checked", justify="right")
+    table.add_column("difference", justify="right")
+    table.add_column("verdict")
+    table.add_column("off", justify="right")
+    table.add_column("worst at")
+    table.add_column("analytic", justify="right")
+    table.add_column("numeric", justify="right")
+    for param in report.params.values():
+        row: list[str | Text] = [param.name, _shape(param.shape)]
+        if sampled:
+            row.append(f"{param.checked:,}")
+        row += [
+            _number(param.difference),
+            Text(param.verdict.value, style=_STYLE[param.verdict]),
+            _off(param),
+            *_worst(param),
+        ]
+        table.add_row(*row)
+    return table
+
+
+def _headline(report: Report) -> Text:
+    worst = report.worst
+    verdict = max([report.verdict, worst.verdict], key=lambda v: v.rank)
+    text = Text(f"Overall difference {_number(report.difference)}: ", style="bold")
+    text.append(report.verdict.value, style=_STYLE[report.verdict])
+    text.append(". ")
+    text.append(_HEADLINE[verdict], style=_STYLE[verdict])
+    if not worst.verdict.passes:
+        off = (
+            f", {_count(worst.mismatches, worst.checked)} elements off" if worst.mismatches else ""
+        )
+        text.append(
+            f" Worst parameter: {worst.name} (difference {_number(worst.difference)}{off})."
+        )
+    unknown = sum(p.nonfinite for p in report.params.values())
+    if unknown and verdict.passes:
+        text.append(
+            f" Not verified at {unknown} coordinates where a value was nan or inf.",
+            style="yellow",
+        )
+    return text
+
+
+def _worst(param: ParamReport) -> tuple[str, str, str]:
+    if not param.worst:
+        return "", "", ""
+    element = param.worst[0]
+    index = f"[{', '.join(map(str, element.index))}]" if element.index else "[]"
+    return index, f"{element.analytic:.5e}", f"{element.numeric:.5e}"
+
+
+def _off(param: ParamReport) -> str:
+    return _count(param.mismatches, param.checked) if param.mismatches else "0"
+
+
+def _count(part: int, whole: int) -> str:
+    return f"{part:,}/{whole:,}"
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    return "0" if value == 0 else f"{value:.1e}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

@@ -1,0 +1,328 @@
+"""Parameter trees: flatten params into named leaves with offsets, and match grads to them.
+
+A check works on one virtual vector theta of n coordinates, the concatenation of
+every parameter array in the order the user wrote them (dict insertion order,
+list order). Each array is a `Leaf` with a stable dotted name (``"W1"``,
+``"layers.0.weight"``, ``"0"``) and the offset of its first element in theta.
+Nothing is copied here except where asked (`FlatParams.vector`): the engine
+perturbs the user's own arrays in place through the leaves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optree
+from numpy.typing import NDArray
+
+from ._errors import ParamTreeError
+
+ParamTree = Any
+"""A NumPy float array, or a dict / list / tuple (nested) of them; narrowed by `flatten`."""
+
+ROOT_NAME = "theta"
+"""Name of the parameter when params is a single array rather than a container."""
+
+_NAMESPACE = "gradcheck"
+_FRAMEWORK_HINTS = {
+    "torch": "for PyTorch tensors and modules use gradcheck.torch.check_module / check_function",
+    "jax": "for JAX arrays use gradcheck.jax.check_function",
+    "jaxlib": "for JAX arrays use gradcheck.jax.check_function",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leaf:
+    """One parameter array: where it sits in the tree and in the flat vector theta."""
+
+    name: str
+    """Dotted name: ``"W1"``, ``"layers.0.weight"``, ``"0"``; ``"theta"`` for a bare array."""
+    path: str
+    """How to reach it from the root, e.g. ``'["layers"][0]["weight"]'``; empty for a bare array."""
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    offset: int
+    """Index of this leaf's first element in theta."""
+    size: int
+    array: NDArray[np.floating[Any]] = field(repr=False, compare=False)
+    """The user's own array (perturbed in place by the engine, never replaced)."""
+    accessor: optree.PyTreeAccessor = field(repr=False, compare=False)
+
+    def describe(self, root: str = "params") -> str:
+        """Spell the leaf as the user would index it, e.g. ``params["W1"]``."""
+        return f"{root}{self.path}"
+
+    def index_of(self, flat_index: int) -> tuple[int, ...]:
+        """Turn a flat (C-order) index inside this leaf into an index into its shape."""
+        return tuple(int(i) for i in np.unravel_index(flat_index, self.shape)) if self.shape else ()
+
+
+@dataclass(frozen=True, slots=True)
+class FlatParams:
+    """The parameters as named leaves laid end to end in one virtual float vector theta."""
+
+    leaves: tuple[Leaf, ...]
+    spec: optree.PyTreeSpec = field(repr=False)
+    size: int
+
+    def __iter__(self) -> Iterator[Leaf]:
+        return iter(self.leaves)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Leaf names in the user's order."""
+        return tuple(leaf.name for leaf in self.leaves)
+
+    def vector(self) -> NDArray[np.float64]:
+        """Return a new float64 copy of theta (the concatenated parameters)."""
+        out = np.empty(self.size, dtype=np.float64)
+        for leaf in self.leaves:
+            out[leaf.offset : leaf.offset + leaf.size] = leaf.array.reshape(-1)
+        return out
+
+    def leaf_at(self, i: int) -> Leaf:
+        """Return the leaf that holds coordinate ``i`` of theta."""
+        if not 0 <= i < self.size:
+            raise IndexError(f"coordinate {i} is outside theta, which has {self.size} elements")
+        offsets = [leaf.offset for leaf in self.leaves if leaf.size]
+        sized = [leaf for leaf in self.leaves if leaf.size]
+        return sized[int(np.searchsorted(offsets, i, side="right")) - 1]
+
+    def locate(self, i: int) -> tuple[str, tuple[int, ...]]:
+        """Name the parameter and element of coordinate ``i``: ``locate(17) == ("W1", (3, 4))``."""
+        leaf = self.leaf_at(i)
+        return leaf.name, leaf.index_of(i - leaf.offset)
+
+    def unflatten(self, leaves: Sequence[object]) -> ParamTree:
+        """Rebuild a tree with the user's structure around new leaves (one per parameter)."""
+        return optree.tree_unflatten(self.spec, list(leaves))
+
+
+def flatten(params: ParamTree) -> FlatParams:
+    """Flatten a parameter tree into named leaves, rejecting anything a check cannot perturb.
+
+    Raises:
+        ParamTreeError: params is empty, a leaf is not a writeable finite float array,
+            or two leaves share memory.
+    """
+    with optree.dict_insertion_ordered(True, namespace=_NAMESPACE):
+        arrays, spec = optree.tree_flatten(params, none_is_leaf=True, namespace=_NAMESPACE)
+        accessors = optree.tree_accessors(params, none_is_leaf=True, namespace=_NAMESPACE)
+    if not arrays:
+        raise ParamTreeError(
+            f"params is an empty {type(params).__name__}: there is nothing to check. "
+            "Pass a float array, or a dict / list / tuple of float arrays."
+        )
+    leaves: list[Leaf] = []
+    offset = 0
+    for array, accessor in zip(arrays, accessors, strict=True):
+        path = _path_text(accessor)
+        name = _dotted_name(accessor)
+        _validate_array(array, f"params{path}")
+        size = math.prod(array.shape)
+        leaves.append(
+            Leaf(
+                name=name,
+                path=path,
+                shape=tuple(array.shape),
+                dtype=array.dtype,
+                offset=offset,
+                size=size,
+                array=array,
+                accessor=accessor,
+            )
+        )
+        offset += size
+    if offset == 0:
+        raise ParamTreeError("every array in params has zero elements: there is nothing to check.")
+    _reject_shared_memory(leaves)
+    return FlatParams(leaves=tuple(leaves), spec=spec, size=offset)
+
+
+def flatten_grads(grads: object, flat: FlatParams) -> NDArray[np.float64]:
+    """Match grads to the parameter leaves and return them as one float64 vector.
+
+    grads has params' structure; for a dict, the textbook key ``"dW1"`` is accepted
+    for ``"W1"`` (extra keys such as ``"dZ1"`` are ignored). A 1-D array of n
+    elements is taken as the already concatenated gradient.
+
+    Raises:
+        ParamTreeError: a gradient is missing, not numeric, or has the wrong shape.
+    """
+    out = np.empty(flat.size, dtype=np.float64)
+    if isinstance(grads, np.ndarray) and _is_concatenated(grads, flat):
+        _store(out, grads.reshape(-1), "grads", flat.leaves[0] if len(flat.leaves) == 1 else None)
+        return out
+    for leaf in flat.leaves:
+        grad, where = _find_grad(grads, leaf, flat.spec)
+        if not isinstance(grad, np.ndarray | np.generic | float | int):
+            raise ParamTreeError(
+                f"{where} is a {type(grad).__name__}, but it should be the gradient of "
+                f"{leaf.describe()}: an array of shape {leaf.shape}." + _framework_hint(grad)
+            )
+        grad = np.asarray(grad)
+        if grad.shape != leaf.shape:
+            raise ParamTreeError(_shape_message(where, grad.shape, leaf))
+        _store(out[leaf.offset : leaf.offset + leaf.size], grad.reshape(-1), where, leaf)
+    return out
+
+
+def _is_concatenated(grads: NDArray[Any], flat: FlatParams) -> bool:
+    single = len(flat.leaves) == 1 and flat.leaves[0].path == ""
+    if single:
+        return grads.size == flat.size and grads.shape != flat.leaves[0].shape
+    return grads.size == flat.size and (grads.ndim == 1 or grads.shape == (flat.size, 1))
+
+
+def _store(out: NDArray[np.float64], values: NDArray[Any], where: str, leaf: Leaf | None) -> None:
+    if values.dtype.kind not in "fiub":
+        what = f"the gradient of {leaf.describe()}" if leaf else "the gradient"
+        raise ParamTreeError(
+            f"{where} has dtype {values.dtype}, but {what} must be real numbers (a float array)."
+        )
+    out[...] = values
+
+
+def _find_grad(grads: object, leaf: Leaf, spec: optree.PyTreeSpec) -> tuple[object, str]:
+    """Walk grads along the leaf's path; accept "dW1" for "W1" in mappings."""
+    node = grads
+    where = "grads"
+    for entry in leaf.accessor:
+        if isinstance(entry, optree.MappingEntry):
+            if not isinstance(node, Mapping):
+                raise _structure_error(where, node, leaf, "a dict")
+            key = entry.entry
+            if key in node:
+                chosen = key
+            elif isinstance(key, str) and "d" + key in node:
+                chosen = "d" + key
+            else:
+                raise ParamTreeError(_missing_key_message(where, key, node, leaf))
+            node = node[chosen]
+            where += f'["{chosen}"]' if isinstance(chosen, str) else f"[{chosen!r}]"
+        elif isinstance(entry, optree.SequenceEntry | optree.NamedTupleEntry):
+            if not isinstance(node, Sequence) or isinstance(node, str):
+                raise _structure_error(where, node, leaf, "a list or tuple")
+            if len(node) != spec.num_children:
+                raise ParamTreeError(
+                    f"{where} has {len(node)} entries but the matching part of params has "
+                    f"{spec.num_children}; pass one gradient per parameter, in the same order."
+                )
+            node = node[int(entry.entry)]
+            where += f"[{entry.entry}]"
+        else:
+            try:
+                node = entry(node)
+            except Exception as exc:
+                raise _structure_error(where, node, leaf, f"a {entry.type.__name__}") from exc
+            where += entry.codify("")
+        spec = spec.child(list(spec.entries()).index(entry.entry))
+    return node, where
+
+
+def _structure_error(where: str, node: object, leaf: Leaf, expected: str) -> ParamTreeError:
+    return ParamTreeError(
+        f"{where} is a {type(node).__name__}, but params has {expected} there (on the way to "
+        f"{leaf.describe()}); grads must have the same structure as params."
+    )
+
+
+def _missing_key_message(where: str, key: object, node: Mapping[Any, Any], leaf: Leaf) -> str:
+    tried = (
+        f'{where}["{key}"] or {where}["d{key}"]' if isinstance(key, str) else f"{where}[{key!r}]"
+    )
+    keys = ", ".join(f'"{k}"' if isinstance(k, str) else repr(k) for k in list(node)[:12])
+    return (
+        f"grads has no gradient for {leaf.describe()}: looked for {tried}. "
+        f"The keys there are: {keys or 'none'}."
+    )
+
+
+def _shape_message(where: str, shape: tuple[int, ...], leaf: Leaf) -> str:
+    message = f"{where} has shape {shape} but {leaf.describe()} has shape {leaf.shape}; "
+    if len(shape) == 2 and shape == leaf.shape[::-1]:
+        message += "a transposed gradient? "
+    elif math.prod(shape) == leaf.size:
+        message += "same number of elements, different layout; "
+    return message + "pass grads with the same shapes as params."
+
+
+def _validate_array(array: object, where: str) -> None:
+    if not isinstance(array, np.ndarray):
+        kind = "None" if array is None else f"a {type(array).__name__}"
+        hint = _framework_hint(array) or (
+            f" Wrap it as np.array({array!r}, dtype=float) so it can be perturbed in place."
+            if isinstance(array, float | int)
+            else " Every parameter must be a NumPy float array."
+        )
+        raise ParamTreeError(f"{where} is {kind}, not a NumPy array.{hint}")
+    if array.dtype.kind != "f":
+        hint = (
+            "complex parameters are not supported"
+            if array.dtype.kind == "c"
+            else f"pass it as {where}.astype(np.float64)"
+        )
+        raise ParamTreeError(
+            f"{where} has dtype {array.dtype}; gradient checks need floating-point arrays: {hint}."
+        )
+    if not array.flags.writeable:
+        raise ParamTreeError(
+            f"{where} is read-only; gradcheck perturbs parameters in place and restores them. "
+            f"Pass a writeable array, e.g. {where}.copy()."
+        )
+    if array.size and not np.isfinite(array).all():
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        value = array[bad] if bad else array[()]
+        raise ParamTreeError(
+            f"{where} holds {value} at {bad}; a gradient check needs finite parameters."
+        )
+
+
+def _reject_shared_memory(leaves: list[Leaf]) -> None:
+    for i, first in enumerate(leaves):
+        for second in leaves[i + 1 :]:
+            if np.may_share_memory(first.array, second.array) and np.shares_memory(
+                first.array, second.array, max_work=-1
+            ):
+                raise ParamTreeError(
+                    f"{first.describe()} and {second.describe()} share memory (one is a view "
+                    "of the other, or the same array appears twice). Perturbing one would "
+                    "move both. Pass each parameter once, as its own array."
+                )
+
+
+def _framework_hint(value: object) -> str:
+    module = type(value).__module__.split(".")[0]
+    hint = _FRAMEWORK_HINTS.get(module)
+    return f" This looks like a {module} array: {hint}." if hint else ""
+
+
+def _path_text(accessor: optree.PyTreeAccessor) -> str:
+    parts = []
+    for entry in accessor:
+        if isinstance(entry, optree.MappingEntry):
+            key = entry.entry
+            parts.append(f'["{key}"]' if isinstance(key, str) else f"[{key!r}]")
+        elif isinstance(entry, optree.SequenceEntry):
+            parts.append(f"[{entry.entry}]")
+        else:
+            parts.append(entry.codify(""))
+    return "".join(parts)
+
+
+def _dotted_name(accessor: optree.PyTreeAccessor) -> str:
+    if not len(accessor):
+        return ROOT_NAME
+    parts = []
+    for entry in accessor:
+        if isinstance(entry, optree.NamedTupleEntry):
+            parts.append(str(entry.field))
+        elif isinstance(entry, optree.GetAttrEntry):
+            parts.append(str(entry.name))
+        else:
+            parts.append(str(entry.entry))
+    return ".".join(parts)

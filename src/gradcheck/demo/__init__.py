@@ -1,0 +1,37 @@
+"""The reference network and its catalogue of mistakes: the demo subject and a test subject.
+
+Example:
+    >>> from gradcheck.demo import check_demo
+    >>> check_demo().passed, check_demo(bug="bias_times_4").worst.name
+    (True, 'b1')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._api import check
+from .._report import Report
+from ._bugs import BUGS as BUGS
+from ._bugs import Bug as Bug
+from ._bugs import load_bug as load_bug
+from ._network import Network as Network
+from ._network import make_network as make_network
+from ._network import spirals as spirals
+
+__all__ = ["BUGS", "Bug", "Network", "check_demo", "load_bug", "make_network", "spirals"]
+
+
+def check_demo(bug: str | None = None, *, network: Network | None = None, **options: Any) -> Report:
+    """Check the demo network's hand-written gradients, with a catalogue mistake if ``bug``.
+
+    Args:
+        bug: name of a mistake from `BUGS`, or None for the correct gradients.
+        network: the network to check; the default demo network if None.
+        **options: passed to `gradcheck.check` (method, mode, eps, ...).
+    """
+    network = network or make_network()
+    grads = network.gradients()
+    if bug is not None:
+        grads = load_bug(bug).apply(grads, network)
+    return check(network.cost, network.params, grads, **options)
