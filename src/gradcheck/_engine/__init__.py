@@ -142,7 +142,9 @@ def _estimate_leaf(
     try:
         columns = evaluate_coordinates(leaf.array, local.tolist(), points, problem.cost)
     except CoordinateFailedError as failure:
-        raise _failure_error(failure, leaf, local, scheme, h) from failure.__cause__
+        position, offset = failure.position, scheme.offsets[failure.offset]
+        shift = f"+ {h[position]:.3g}i" if scheme.complex_step else f"{offset * h[position]:+.3g}"
+        raise _failure_error(failure, leaf, local, shift) from failure.__cause__
     values = np.array(columns).T  # [k, stencil points]
     with np.errstate(invalid="ignore", over="ignore"):
         numeric = np.asarray(scheme.combine(values, problem.base_value, h), dtype=np.float64)
@@ -151,21 +153,11 @@ def _estimate_leaf(
 
 
 def _failure_error(
-    failure: CoordinateFailedError,
-    leaf: Leaf,
-    local: NDArray[np.intp],
-    scheme: Scheme,
-    h: NDArray[np.float64],
+    failure: CoordinateFailedError, leaf: Leaf, local: NDArray[np.intp], shift: str
 ) -> CostFunctionError:
     coordinate = int(local[failure.position])
     index = leaf.index_of(coordinate)
     cause = failure.__cause__
-    offset = scheme.offsets[failure.offset]
-    shift = (
-        f"+ {h[failure.position]:.3g}i"
-        if scheme.complex_step
-        else (f"{offset * h[failure.position]:+.3g}")
-    )
     where = f"{leaf.describe()}[{', '.join(map(str, index))}]" if index else leaf.describe()
     return CostFunctionError(
         f"the cost function raised {type(cause).__name__}: {cause} "
@@ -175,3 +167,69 @@ def _failure_error(
         param=leaf.name,
         index=index,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepProbe:
+    """The cost at ``x + s`` and ``x - s`` for several steps s per coordinate."""
+
+    coordinates: NDArray[np.intp]
+    """Coordinates of theta probed, as given."""
+    plus: NDArray[np.float64]
+    """[k, S]: the cost with coordinate k moved up by step s."""
+    minus: NDArray[np.float64]
+    """[k, S]: the cost with coordinate k moved down by step s."""
+    up: NDArray[np.float64]
+    """[k, S]: the step actually taken upwards, ``fl(x + s) - x``."""
+    down: NDArray[np.float64]
+    """[k, S]: the step actually taken downwards, ``x - fl(x - s)``."""
+    evaluations: int
+
+
+def probe_steps(
+    problem: Problem, coordinates: NDArray[np.intp], steps: NDArray[np.float64]
+) -> StepProbe:
+    """Evaluate the cost at ``x +- s`` for each coordinate and each of its steps.
+
+    The follow-up evaluations of the diagnosis (error bars, convergence and kink
+    tests) go through here, on the few coordinates that need them.
+
+    Args:
+        problem: what to perturb and evaluate.
+        coordinates: [k] coordinates of theta.
+        steps: [k, S] positive steps per coordinate.
+    """
+    k, count = steps.shape
+    plus = np.empty((k, count))
+    minus = np.empty((k, count))
+    up = np.empty((k, count))
+    down = np.empty((k, count))
+    flat = problem.flat
+    with Guard(flat.leaves):
+        for leaf in flat.leaves:
+            mine = np.flatnonzero(
+                (coordinates >= leaf.offset) & (coordinates < leaf.offset + leaf.size)
+            )
+            if not len(mine):
+                continue
+            local = coordinates[mine] - leaf.offset
+            x = np.asarray(flat_view(leaf.array)[local])  # [m]
+            s = steps[mine].astype(x.real.dtype)  # [m, S]
+            high = x[:, None] + s
+            low = x[:, None] - s
+            points = [high[:, j].tolist() for j in range(count)] + [
+                low[:, j].tolist() for j in range(count)
+            ]
+            try:
+                columns = evaluate_coordinates(leaf.array, local.tolist(), points, problem.cost)
+            except CoordinateFailedError as failure:
+                shift = points[failure.offset][failure.position] - x[failure.position]
+                raise _failure_error(failure, leaf, local, f"{shift.real:+.3g}") from (
+                    failure.__cause__
+                )
+            values = np.real(np.array(columns)).T  # [m, 2S]
+            plus[mine], minus[mine] = values[:, :count], values[:, count:]
+            up[mine] = np.real(high - x[:, None]).astype(np.float64)
+            down[mine] = np.real(x[:, None] - low).astype(np.float64)
+    return StepProbe(coordinates=coordinates, plus=plus, minus=minus, up=up, down=down,
+                     evaluations=2 * k * count)  # fmt: skip
