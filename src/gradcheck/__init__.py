@@ -9,6 +9,7 @@ Example:
 """
 
 from ._api import check as check
+from ._api import check_layer as check_layer
 from ._api import gradient_checking as gradient_checking
 from ._compare import ElementError as ElementError
 from ._compare import ParamReport as ParamReport
@@ -41,5 +42,6 @@ __all__ = [
     "Verdict",
     "__version__",
     "check",
+    "check_layer",
     "gradient_checking",
 ]

@@ -1,24 +1,24 @@
-"""Public entry points: validate arguments once, run the stages in order, return the result."""
+"""Public entry points: validate arguments once, build the subject of the check, run it."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
-from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST, compare, normalized_difference
-from ._diagnose import diagnose
-from ._engine import METHODS, MODES, SCHEMES, Method, Mode, Plan, Problem, estimate
-from ._engine._schemes import describe_step, resolution_of
-from ._errors import CostFunctionError, InvalidArgumentError, invalid_choice
-from ._report import Report, Settings
-from ._tree import FlatParams, ParamTree, flatten, flatten_grads
+from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST, normalized_difference
+from ._engine import SCHEMES, Method, Mode, Plan, Problem, estimate, resolution_of
+from ._errors import CostFunctionError, InvalidArgumentError
+from ._options import require_callable, validate
+from ._pipeline import Subject, run
+from ._report import Report
+from ._scalar import float_dtype, to_scalar
+from ._tree import ParamTree, flatten, flatten_grads, select_present
 
-__all__ = ["check", "gradient_checking"]
+__all__ = ["check", "check_layer", "gradient_checking"]
 
 Eps = float | Literal["auto"] | None
 
@@ -26,16 +26,12 @@ _MSG_NEEDS_PAIR = (
     "with grads=None, f(params) must return (loss, grads), but it returned {what}. "
     "Either return both, or pass the gradients: gradcheck.check(f, params, grads)."
 )
-_MSG_NOT_SCALAR = (
-    "the cost function returned {what} instead of a scalar{where}; return one number "
-    "(e.g. the mean of the per-example losses)."
-)
 _MSG_NOT_FINITE = (
     "the cost is {value} at the given parameters (before any perturbation); a gradient "
     "check needs a finite cost there. Check the inputs, the initialization, and for "
     "log(0) or division by zero in the cost."
 )
-_UNSUPPORTED_MODES = {"directional", "bisect"}
+_AT_BASE = " at the given parameters"
 
 
 def check(
@@ -50,6 +46,8 @@ def check(
     seed: int = 0,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     worst: int = DEFAULT_WORST,
+    batch_size: int | None = None,
+    time_steps: int | None = None,
 ) -> Report:
     """Check analytic gradients against finite differences and explain any mismatch.
 
@@ -71,6 +69,9 @@ def check(
         seed: seeds every random choice, so a check can be repeated exactly.
         thresholds: the verdict thresholds (correct, acceptable, suspicious).
         worst: how many worst elements to list per parameter.
+        batch_size: the number of examples m, if known: a gradient off by a factor m
+            or 1/m is then named as a missing or doubled 1/m.
+        time_steps: the number of time steps T of a recurrent model, likewise.
 
     Returns:
         A Report: ``difference``, ``verdict``, ``passed``, per-parameter results in
@@ -86,62 +87,110 @@ def check(
         >>> import numpy as np, gradcheck
         >>> W = np.array([[1.0, 2.0], [3.0, 4.0]])
         >>> report = gradcheck.check(lambda p: np.sum(p["W"] ** 2), {"W": W}, {"dW": 2 * W})
-        >>> report.verdict, report.passed, report.evaluations
-        (<Verdict.CORRECT: 'correct'>, True, 9)
+        >>> report.verdict, report.passed
+        (<Verdict.CORRECT: 'correct'>, True)
     """
     started = time.perf_counter()
-    _require_callable(f, "f")
-    scheme = SCHEMES[_choice("method", method, METHODS)]
-    mode = _choice("mode", mode, MODES)
-    if mode in _UNSUPPORTED_MODES:
-        raise InvalidArgumentError(
-            f"mode={mode!r} is not available in this version; use mode='full' or mode='sample'."
-        )
-    eps = _validate_eps(eps)
-    samples = _validate_samples(samples, mode)
-    seed = _validate_seed(seed)
-    limits = _validate_thresholds(thresholds)
-    if not isinstance(worst, int) or isinstance(worst, bool) or worst < 1:
-        raise InvalidArgumentError(f"worst={worst!r} must be a positive int (elements listed).")
-
+    require_callable(f, "f")
+    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
+                       thresholds=thresholds, worst=worst, batch_size=batch_size,
+                       time_steps=time_steps)  # fmt: skip
     flat = flatten(params)
     wants_pair = grads is None
-    base = f(params)
+    first = f(params)
     if wants_pair:
-        base, grads = _split_pair(base)
-    base_value = to_scalar(base, where=" at the given parameters")
-    if not math.isfinite(base_value):
-        raise CostFunctionError(_MSG_NOT_FINITE.format(value=base_value))
+        first, grads = _split_pair(first)
+    base_value = _base_value(first)
     analytic = flatten_grads(grads, flat)
 
-    cost_resolution = resolution_of(_float_dtype(base))
-    problem = _problem(f, params, flat, wants_pair, base_value, complex_step=scheme.complex_step)
-    plan = Plan(scheme=scheme, mode=mode, eps=eps, samples=samples, seed=seed,
-                cost_resolution=cost_resolution)  # fmt: skip
-    numeric = estimate(problem, plan)
-    comparison = compare(numeric.indices, numeric.values, analytic, flat, limits, worst)
-    findings = diagnose(comparison, numeric, analytic, flat)
-    params_by_name = {p.name: p for p in comparison.params}
-    return Report(
-        difference=comparison.difference,
-        verdict=comparison.verdict,
-        passed=comparison.verdict.passes and all(p.passed for p in comparison.params),
-        params=params_by_name,
-        findings=findings,
-        evaluations=1 + numeric.evaluations,
-        settings=Settings(
-            method=scheme.name,
-            eps=eps,
-            step=_describe_steps(flat, scheme, eps, cost_resolution),
-            mode=mode,
-            samples=samples,
-            seed=seed,
-            thresholds=limits,
-        ),
-        size=flat.size,
-        checked=comparison.checked,
-        elapsed=time.perf_counter() - started,
-    )
+    def evaluate(tree: Any) -> Any:
+        return f(tree)[0] if wants_pair else f(tree)
+
+    def repeat() -> tuple[float, bool]:
+        again = f(params)
+        if not wants_pair:
+            return to_scalar(again, where=_AT_BASE), False
+        value, grads_again = _split_pair(again)
+        changed = not np.array_equal(flatten_grads(grads_again, flat), analytic, equal_nan=True)
+        return to_scalar(value, where=_AT_BASE), changed
+
+    subject = Subject(evaluate=evaluate, params=params, flat=flat, analytic=analytic,
+                      base_value=base_value, cost_dtype=float_dtype(first),
+                      repeat=repeat)  # fmt: skip
+    return run(subject, options, started)
+
+
+def check_layer(
+    forward: Callable[[Any], Any],
+    backward: Callable[[Any, Any], Any],
+    inputs: ParamTree,
+    *,
+    seed: int = 0,
+    eps: Eps = None,
+    method: Method = "central",
+    mode: Mode = "full",
+    samples: int | float | None = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    worst: int = DEFAULT_WORST,
+    batch_size: int | None = None,
+    time_steps: int | None = None,
+) -> Report:
+    """Check one layer, or any array-valued function, through a vector-Jacobian product.
+
+    A fixed random Gaussian upstream gradient ``dout`` (never all ones: ones cancel
+    in normalization layers) turns the layer into the scalar
+    ``sum(forward(inputs) * dout)``, whose gradient is what ``backward(inputs, dout)``
+    must return. Inputs that backward returns no gradient for (None, or a missing
+    key) are held fixed and left out of the report.
+
+    Args:
+        forward: ``forward(inputs)`` returns an array of any shape.
+        backward: ``backward(inputs, dout)`` returns gradients for (a subset of) the
+            inputs, with the inputs' structure (``"dx"`` is accepted for ``"x"``).
+        inputs: a float array, or a dict / list / tuple (nested) of float arrays.
+        seed: seeds ``dout`` and every other random choice.
+        eps: as for `check`.
+        method: as for `check`.
+        mode: as for `check`.
+        samples: as for `check`.
+        thresholds: as for `check`.
+        worst: as for `check`.
+        batch_size: as for `check`.
+        time_steps: as for `check`.
+
+    Example:
+        >>> import numpy as np, gradcheck
+        >>> inputs = {"x": np.array([[1.0, -2.0]]), "w": np.array([[0.5], [3.0]])}
+        >>> forward = lambda p: np.tanh(p["x"] @ p["w"])
+        >>> def backward(p, dout):
+        ...     dz = dout * (1 - np.tanh(p["x"] @ p["w"]) ** 2)
+        ...     return {"dx": dz @ p["w"].T, "dw": p["x"].T @ dz}
+        >>> gradcheck.check_layer(forward, backward, inputs).passed
+        True
+    """
+    started = time.perf_counter()
+    require_callable(forward, "forward")
+    require_callable(backward, "backward")
+    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
+                       thresholds=thresholds, worst=worst, batch_size=batch_size,
+                       time_steps=time_steps)  # fmt: skip
+    everything = flatten(inputs)
+    out = _layer_output(forward(inputs))
+    dout = np.random.default_rng(options.seed).standard_normal(out.shape)
+    grads = backward(inputs, dout.copy())
+    flat = select_present(grads, everything)
+    analytic = flatten_grads(grads, flat)
+
+    def evaluate(tree: Any) -> Any:
+        return np.sum(_layer_output(forward(tree)) * dout)
+
+    def repeat() -> tuple[float, bool]:
+        return to_scalar(evaluate(inputs), where=_AT_BASE), False
+
+    subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
+                      base_value=_base_value(np.sum(out * dout)), cost_dtype=float_dtype(out),
+                      repeat=repeat)  # fmt: skip
+    return run(subject, options, started)
 
 
 def gradient_checking(
@@ -172,80 +221,38 @@ def gradient_checking(
         >>> diff < 1e-7
         True
     """
-    _require_callable(cost_function, "cost_function")
+    require_callable(cost_function, "cost_function")
     if not isinstance(epsilon, float | int) or isinstance(epsilon, bool) or not epsilon > 0:
         raise InvalidArgumentError(f"epsilon={epsilon!r} must be a positive float, e.g. 1e-7.")
     flat = flatten(list(params) if isinstance(params, tuple) else params)
     analytic = flatten_grads(grads, flat)
     theta = flat.vector()
-    flat_theta = flatten(theta)
-    base = to_scalar(cost_function(theta), where=" at the given parameters")
+    base = to_scalar(cost_function(theta), where=_AT_BASE)
     plan = Plan(scheme=SCHEMES["central"], mode="full", eps=float(epsilon), samples=None,
                 seed=0, cost_resolution=resolution_of(np.dtype(np.float64)),
                 nominal_steps=True)  # fmt: skip
     problem = Problem(
-        cost=lambda: to_scalar(cost_function(theta)), flat=flat_theta, base_value=base
+        cost=lambda: to_scalar(cost_function(theta)), flat=flatten(theta), base_value=base
     )
     numeric = estimate(problem, plan)
     return normalized_difference(numeric.values, analytic)
 
 
-def to_scalar(value: Any, *, where: str = "") -> float:
-    """Return the cost as a Python float, or complex for the complex step.
+def _base_value(value: Any) -> float:
+    scalar = to_scalar(value, where=_AT_BASE)
+    if not math.isfinite(scalar):
+        raise CostFunctionError(_MSG_NOT_FINITE.format(value=scalar))
+    return float(scalar)
 
-    Accepts Python and NumPy scalars and size-1 arrays; anything else raises a
-    CostFunctionError that says what came back.
-    """
-    if isinstance(value, float):
-        return value
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # objects NumPy cannot read at all
+
+def _layer_output(out: Any) -> Any:
+    array = np.asarray(out)
+    if array.dtype.kind not in "fc":
         raise CostFunctionError(
-            _MSG_NOT_SCALAR.format(what=f"a {type(value).__name__}", where=where)
-        ) from exc
-    if array.size != 1 or array.dtype.kind not in "fiubc":
-        what = (
-            f"an array of shape {array.shape}"
-            if array.dtype.kind in "fiubc"
-            else f"a {type(value).__name__}"
+            f"forward returned {type(out).__name__} of dtype {array.dtype}; it must return "
+            "a float array (the layer's output)."
         )
-        raise CostFunctionError(_MSG_NOT_SCALAR.format(what=what, where=where))
-    scalar = array.reshape(()).item()
-    return scalar  # type: ignore[no-any-return]
-
-
-def _problem(
-    f: Callable[[Any], Any],
-    params: ParamTree,
-    flat: FlatParams,
-    wants_pair: bool,
-    base_value: float,
-    *,
-    complex_step: bool,
-) -> Problem:
-    """Build the zero-argument cost the engine evaluates after each in-place perturbation."""
-    if complex_step:
-        # The user's float arrays cannot hold x + ih: perturb one complex copy of them instead.
-        copies = [leaf.array.astype(np.result_type(leaf.dtype, np.complex64)) for leaf in flat]
-        target = flat.unflatten(copies)
-        flat = replace(
-            flat, leaves=tuple(replace(leaf, array=c) for leaf, c in zip(flat, copies, strict=True))
-        )
-    else:
-        target = params
-
-    if wants_pair:
-
-        def cost() -> float:
-            return to_scalar(f(target)[0])
-
-    else:
-
-        def cost() -> float:
-            return to_scalar(f(target))
-
-    return Problem(cost=cost, flat=flat, base_value=base_value)
+    return array
 
 
 def _split_pair(value: Any) -> tuple[Any, Any]:
@@ -255,91 +262,3 @@ def _split_pair(value: Any) -> tuple[Any, Any]:
     if isinstance(value, tuple | list):
         what += f" of {len(value)} items"
     raise CostFunctionError(_MSG_NEEDS_PAIR.format(what=what))
-
-
-def _float_dtype(value: Any) -> np.dtype[Any]:
-    """The precision the cost is computed in, judged from the type it returns."""
-    dtype = np.asarray(value).dtype
-    if dtype.kind == "c":
-        return np.finfo(dtype).dtype
-    return dtype if dtype.kind == "f" else np.dtype(np.float64)
-
-
-def _describe_steps(flat: FlatParams, scheme: Any, eps: Eps, cost_resolution: float) -> str:
-    described: dict[str, list[str]] = {}
-    for leaf in flat:
-        resolution = max(resolution_of(leaf.dtype), cost_resolution)
-        described.setdefault(describe_step(scheme, eps, resolution), []).append(str(leaf.dtype))
-    if len(described) == 1:
-        return next(iter(described))
-    return ", ".join(f"{text} ({'/'.join(sorted(set(d)))})" for text, d in described.items())
-
-
-def _choice(argument: str, value: Any, choices: Sequence[str]) -> Any:
-    if value not in choices:
-        raise invalid_choice(argument, value, choices)
-    return value
-
-
-def _require_callable(f: Any, argument: str) -> None:
-    if not callable(f):
-        raise InvalidArgumentError(
-            f"{argument} must be callable (the cost function), but it is a {type(f).__name__}."
-        )
-
-
-def _validate_eps(eps: Any) -> Eps:
-    if eps is None or eps == "auto":
-        return eps  # type: ignore[no-any-return]
-    if isinstance(eps, str):
-        raise invalid_choice("eps", eps, ["auto"])
-    if not isinstance(eps, float | int) or isinstance(eps, bool):
-        raise InvalidArgumentError(
-            f"eps={eps!r} must be a positive float, None (the default) or 'auto'."
-        )
-    if not (math.isfinite(eps) and eps > 0):
-        raise InvalidArgumentError(
-            f"eps={eps!r} must be positive; use a small positive float or eps='auto'."
-        )
-    return float(eps)
-
-
-def _validate_samples(samples: Any, mode: str) -> int | float | None:
-    if samples is None:
-        return None
-    if mode != "sample":
-        raise InvalidArgumentError(
-            f"samples={samples!r} only applies to mode='sample' (mode is {mode!r})."
-        )
-    if isinstance(samples, bool) or not isinstance(samples, int | float):
-        raise InvalidArgumentError(
-            f"samples={samples!r} must be a count per array (int >= 1) "
-            "or a fraction of each array (0 < float <= 1)."
-        )
-    if isinstance(samples, int) and samples < 1:
-        raise InvalidArgumentError(f"samples={samples!r} must be at least 1 per array.")
-    if isinstance(samples, float) and not 0 < samples <= 1:
-        raise InvalidArgumentError(
-            f"samples={samples!r} as a float is a fraction of each array and must be in (0, 1]; "
-            "pass an int for a count."
-        )
-    return samples
-
-
-def _validate_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InvalidArgumentError(f"seed={seed!r} must be a non-negative int.")
-    return int(seed)
-
-
-def _validate_thresholds(thresholds: Any) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(t) for t in thresholds)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 3 or not 0 < values[0] < values[1] < values[2]:
-        raise InvalidArgumentError(
-            f"thresholds={thresholds!r} must be three increasing positive numbers "
-            "(correct, acceptable, suspicious), e.g. (1e-7, 1e-5, 1e-3)."
-        )
-    return values

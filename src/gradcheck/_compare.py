@@ -9,6 +9,7 @@ vectors have difference 0.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,6 +95,11 @@ class ParamReport:
     norm_numeric: float
     nonfinite: int
     """Checked elements whose numeric or analytic value is nan or inf (not in the difference)."""
+    excluded: int = 0
+    """Checked elements left out of the verdict because the cost has a kink there."""
+    error_bar: float = math.nan
+    """The difference that finite-difference error alone (round-off and truncation) would
+    give, estimated from extra evaluations at other steps; nan where not estimated."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +121,19 @@ def normalized_difference(numeric: NDArray[np.float64], analytic: NDArray[np.flo
     return float(np.linalg.norm(numeric - analytic)) / denominator
 
 
+def elements_off(
+    analytic: NDArray[np.float64], numeric: NDArray[np.float64], tolerance: float
+) -> NDArray[np.bool_]:
+    """Elements whose error exceeds ``tolerance`` times their magnitude plus the typical one.
+
+    Adding the parameter's typical gradient magnitude (the RMS of ``|a| + |n|``) keeps
+    round-off on near-zero elements from counting as a disagreement.
+    """
+    magnitude = np.abs(analytic) + np.abs(numeric)
+    scale = float(np.sqrt(np.mean(magnitude**2))) if len(magnitude) else 0.0
+    return np.abs(analytic - numeric) >= tolerance * (magnitude + scale)
+
+
 def compare(
     indices: NDArray[np.intp],
     numeric: NDArray[np.float64],
@@ -122,6 +141,7 @@ def compare(
     flat: FlatParams,
     thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS,
     worst: int = DEFAULT_WORST,
+    excluded: NDArray[np.bool_] | None = None,
 ) -> Comparison:
     """Compare the numeric estimates at ``indices`` of theta with the analytic gradient.
 
@@ -132,9 +152,11 @@ def compare(
         flat: the parameter leaves, for names and shapes.
         thresholds: the verdict thresholds.
         worst: how many worst elements to keep per parameter.
+        excluded: [k] elements to leave out of the verdict (kinks), aligned with indices.
     """
     analytic_checked = analytic[indices]
     finite = np.isfinite(numeric) & np.isfinite(analytic_checked)
+    skip = np.zeros(len(indices), dtype=bool) if excluded is None else excluded
     params = []
     for leaf in flat.leaves:
         lo, hi = np.searchsorted(indices, [leaf.offset, leaf.offset + leaf.size])
@@ -145,11 +167,13 @@ def compare(
                 numeric[lo:hi],
                 analytic_checked[lo:hi],
                 finite[lo:hi],
+                skip[lo:hi],
                 thresholds,
                 worst,
             )
         )
-    difference = normalized_difference(numeric[finite], analytic_checked[finite])
+    usable = finite & ~skip
+    difference = normalized_difference(numeric[usable], analytic_checked[usable])
     return Comparison(
         difference=difference,
         verdict=Verdict.of(difference, thresholds),
@@ -165,21 +189,23 @@ def _compare_leaf(
     numeric: NDArray[np.float64],
     analytic: NDArray[np.float64],
     finite: NDArray[np.bool_],
+    skip: NDArray[np.bool_],
     thresholds: tuple[float, float, float],
     worst: int,
 ) -> ParamReport:
-    numeric_ok, analytic_ok = numeric[finite], analytic[finite]
+    usable = finite & ~skip
+    numeric_ok, analytic_ok = numeric[usable], analytic[usable]
     difference = normalized_difference(numeric_ok, analytic_ok)
     verdict = Verdict.of(difference, thresholds)
     abs_error = np.abs(analytic - numeric)
     magnitude = np.abs(analytic) + np.abs(numeric)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel_error = np.where(magnitude > 0, abs_error / magnitude, 0.0)
-        scale = float(np.sqrt(np.mean(magnitude[finite] ** 2))) if finite.any() else 0.0
-        scaled_error = abs_error / (magnitude + scale)
-    mismatches = int(np.count_nonzero(finite & (scaled_error >= thresholds[1])))
-    # nan errors (non-finite elements) sort first: they are the least trustworthy.
-    order = np.argsort(np.where(finite, -abs_error, -np.inf), kind="stable")[:worst]
+    mismatches = int(np.count_nonzero(elements_off(analytic_ok, numeric_ok, thresholds[1])))
+    # Non-finite elements sort first (the least trustworthy), kinks last (explained).
+    key = np.where(finite, -abs_error, -np.inf)
+    key = np.where(skip, np.inf, key)
+    order = np.argsort(key, kind="stable")[:worst]
     elements = tuple(
         ElementError(
             index=leaf.index_of(int(coordinates[k]) - leaf.offset),
@@ -206,4 +232,5 @@ def _compare_leaf(
         norm_analytic=float(np.linalg.norm(analytic_ok)),
         norm_numeric=float(np.linalg.norm(numeric_ok)),
         nonfinite=nonfinite,
+        excluded=int(np.count_nonzero(skip & finite)),
     )

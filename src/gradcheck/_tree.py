@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,12 @@ class FlatParams:
         return optree.tree_unflatten(self.spec, list(leaves))
 
 
+def tree_arrays(params: ParamTree) -> list[Any]:
+    """The leaves of a parameter tree in gradcheck's order, unvalidated."""
+    with optree.dict_insertion_ordered(True, namespace=_NAMESPACE):
+        return optree.tree_leaves(params, none_is_leaf=True, namespace=_NAMESPACE)
+
+
 def flatten(params: ParamTree) -> FlatParams:
     """Flatten a parameter tree into named leaves, rejecting anything a check cannot perturb.
 
@@ -169,6 +175,35 @@ def flatten_grads(grads: object, flat: FlatParams) -> NDArray[np.float64]:
             raise ParamTreeError(_shape_message(where, grad.shape, leaf))
         _store(out[leaf.offset : leaf.offset + leaf.size], grad.reshape(-1), where, leaf)
     return out
+
+
+def select_present(grads: object, flat: FlatParams) -> FlatParams:
+    """Keep the leaves that ``grads`` has a gradient for (missing key or None: left out).
+
+    For layer checks, where backward returns gradients for a subset of the inputs.
+
+    Raises:
+        ParamTreeError: grads holds no gradient for any leaf.
+    """
+    kept = []
+    for leaf in flat.leaves:
+        try:
+            grad, _ = _find_grad(grads, leaf, flat.spec)
+        except ParamTreeError:
+            continue
+        if grad is not None:
+            kept.append(leaf)
+    if not kept:
+        raise ParamTreeError(
+            f"backward returned {type(grads).__name__} with no gradient for any input "
+            f"({', '.join(flat.names)}); return gradients with the structure of the inputs, "
+            "with None (or a missing key) for inputs it does not differentiate."
+        )
+    leaves, offset = [], 0
+    for leaf in kept:
+        leaves.append(replace(leaf, offset=offset))
+        offset += leaf.size
+    return FlatParams(leaves=tuple(leaves), spec=flat.spec, size=offset)
 
 
 def _is_concatenated(grads: NDArray[Any], flat: FlatParams) -> bool:

@@ -1,115 +1,323 @@
-"""Diagnosis: turn a comparison into findings that say what a mismatch is, or why it is none.
+"""Diagnosis: say what a mismatch is, or why it is not one, and settle the verdicts.
 
-`diagnose` runs the detectors in a fixed order and returns the findings most
-important first. Each detector is a pure function of the numbers computed by the
-earlier stages.
+After the comparison, three questions are asked, each with a few extra cost
+evaluations placed only where they are needed:
+
+1. How large is the finite-difference error? Every parameter gets an error bar
+   from two coordinates re-evaluated at twice the step (four evaluations).
+2. For each parameter that failed: is the mismatch real? Its worst elements are
+   re-evaluated on a ladder of steps ``h * 4**j``. A jump between the one-sided
+   slopes that stays put as the step shrinks is a kink (the element is left out
+   of the verdict if the analytic value is a valid one-sided slope); an error that
+   shrinks with the step was round-off or truncation (the refined estimate
+   replaces it); an error that stays put is a real mismatch.
+3. What kind of mistake? Parameters that still fail are matched against the
+   catalogue of patterns (`_mistakes`).
+
+A parameter whose remaining mismatch lies within its error bar, with no element
+confirmed wrong, is called noise and passes as acceptable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._compare import Comparison
-from .._engine import NumericGradient
-from .._tree import FlatParams
+from .._compare import Comparison, ParamReport, Verdict, compare, elements_off
+from .._engine import NumericGradient, Problem, probe_steps, resolution_of
+from .._tree import FlatParams, Leaf
+from . import _benign
+from ._finding import KINDS, Finding
+from ._mistakes import ParamData, explain
+from ._steps import LADDER, RATIO, StepAnalysis, analyze
 
-KINDS = (
-    "scale",
-    "sign",
-    "transpose",
-    "zero",
-    "missing_l2",
-    "localized",
-    "kink",
-    "noise",
-    "nondeterministic",
-    "precision",
-    "nonfinite",
-)
-"""Every kind a Finding can have."""
+__all__ = ["KINDS", "Diagnosis", "Evidence", "Finding", "diagnose"]
 
-_LISTED = 5
-"""How many coordinates a message spells out before saying "and N more"."""
+BATCH = 16
+"""Failing elements re-evaluated on the step ladder at a time."""
+MAX_REFINED = 64
+"""At most this many elements per parameter are re-evaluated on the ladder."""
+ERROR_BAR_SAMPLES = 2
+"""Coordinates per passing parameter re-evaluated at twice the step for its error bar."""
+NOISE_FACTOR = 3.0
+"""A mismatch within this many error bars is noise."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    """One observation about a check: a likely mistake, or why a mismatch is not one."""
+class Evidence:
+    """What the earlier stages produced, and how to evaluate the cost again."""
 
-    kind: str
-    """One of `KINDS`."""
-    param: str | None
-    """Name of the parameter it concerns, or None if it concerns the whole check."""
-    message: str
-    """One sentence for a person: names the parameter and the likely cause."""
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    """The numbers behind the message (JSON-serializable)."""
-
-
-def diagnose(
-    comparison: Comparison,
-    numeric: NumericGradient,
-    analytic: NDArray[np.float64],
-    flat: FlatParams,
-) -> list[Finding]:
-    """Return the findings for a finished comparison, most important first."""
-    findings: list[Finding] = []
-    findings += _nonfinite(numeric.nonfinite, "numeric", flat)
-    analytic_bad = numeric.indices[~np.isfinite(analytic[numeric.indices])]
-    findings += _nonfinite(analytic_bad, "analytic", flat)
-    if numeric.raised_steps:
-        findings.append(
-            Finding(
-                kind="precision",
-                param=None,
-                message=(
-                    f"The step vanished below the resolution of the parameters' dtype at "
-                    f"{numeric.raised_steps} coordinates and was raised to one unit in the last "
-                    'place; pass eps="auto" to choose steps suited to the precision.'
-                ),
-                detail={"raised_steps": numeric.raised_steps},
-            )
-        )
-    return findings
+    problem: Problem
+    numeric: NumericGradient
+    analytic: NDArray[np.float64]
+    flat: FlatParams
+    comparison: Comparison
+    worst: int
+    seed: int
+    cost_dtype: np.dtype[Any]
+    step: str
+    """The step in words, for the precision finding."""
+    hints: Mapping[str, int]
+    """Known sizes to name scale factors: "batch_size", "time_steps"."""
 
 
-def _nonfinite(coordinates: NDArray[np.intp], side: str, flat: FlatParams) -> list[Finding]:
-    """One finding per parameter listing the coordinates where ``side`` is nan or inf."""
-    findings = []
-    for leaf in flat.leaves:
-        mine = coordinates[(coordinates >= leaf.offset) & (coordinates < leaf.offset + leaf.size)]
-        if not len(mine):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnosis:
+    """The settled comparison and the findings, most important first."""
+
+    comparison: Comparison
+    findings: list[Finding]
+    evaluations: int
+    """Extra cost evaluations the diagnosis spent."""
+
+
+@dataclass(slots=True)
+class _Leaf:
+    """Working state for one parameter during diagnosis."""
+
+    leaf: Leaf
+    rows: slice
+    error_bar: float = math.nan
+    error_norm: float = 0.0
+    refined: int = 0
+    kinks: list[tuple[int, float, float, float]] | None = None
+    confirmed: StepAnalysis | None = None
+    confirmed_at: NDArray[np.intp] | None = None
+    steps: NDArray[np.float64] | None = None
+
+
+def diagnose(evidence: Evidence) -> Diagnosis:
+    """Estimate error bars, test failing elements for kinks and convergence, explain mistakes."""
+    ev = evidence
+    indices = ev.numeric.indices
+    numeric = ev.numeric.values.copy()
+    analytic = ev.analytic[indices]
+    excluded = np.zeros(len(indices), dtype=bool)
+    rng = np.random.default_rng(ev.seed)
+    evaluations = 0
+    states = []
+    for leaf, param in zip(ev.flat.leaves, ev.comparison.params, strict=True):
+        lo, hi = np.searchsorted(indices, [leaf.offset, leaf.offset + leaf.size])
+        state = _Leaf(leaf=leaf, rows=slice(int(lo), int(hi)))
+        states.append(state)
+        if hi == lo:
             continue
-        indices = [leaf.index_of(int(c) - leaf.offset) for c in mine]
-        listed = ", ".join(_format_index(leaf.name, i) for i in indices[:_LISTED])
-        more = f" and {len(indices) - _LISTED} more" if len(indices) > _LISTED else ""
-        if side == "numeric":
-            message = (
-                f"The cost was nan or inf when perturbing {listed}{more}, so the numeric "
-                f"gradient of {leaf.name} is unknown there; the cost may be undefined near "
-                "the point (log or sqrt of a value near 0?): try a smaller eps or a "
-                "one-sided method."
-            )
+        resolution = max(resolution_of(leaf.dtype), resolution_of(ev.cost_dtype))
+        if param.passed:
+            evaluations += _error_bar_only(ev, state, numeric, rng)
         else:
-            message = (
-                f"The analytic gradient of {leaf.name} is nan or inf at {listed}{more}; "
-                "look for a division by zero or an overflow in backpropagation."
-            )
-        findings.append(
-            Finding(
-                kind="nonfinite",
-                param=leaf.name,
-                message=message,
-                detail={"side": side, "count": len(indices), "indices": [list(i) for i in indices]},
-            )
+            evaluations += _refine(ev, state, numeric, analytic, excluded, resolution)
+        _finish_error_bar(ev, state, numeric, analytic, resolution)
+
+    final = compare(indices, numeric, ev.analytic, ev.flat, ev.comparison.thresholds, ev.worst,
+                    excluded)  # fmt: skip
+    settled, findings = _settle(ev, final, states, numeric, analytic)
+    return Diagnosis(comparison=settled, findings=findings, evaluations=evaluations)
+
+
+def _error_bar_only(
+    ev: Evidence, state: _Leaf, numeric: NDArray[np.float64], rng: np.random.Generator
+) -> int:
+    """Re-evaluate two coordinates at twice the step: their change estimates the FD error."""
+    rows = np.arange(state.rows.start, state.rows.stop)
+    rows = rows[np.isfinite(numeric[rows])]
+    if not len(rows):
+        return 0
+    pick = np.sort(rng.choice(rows, size=min(ERROR_BAR_SAMPLES, len(rows)), replace=False))
+    steps = 2 * ev.numeric.steps[pick]
+    probe = probe_steps(ev.problem, ev.numeric.indices[pick], steps[:, None])
+    doubled = (probe.plus[:, 0] - probe.minus[:, 0]) / (probe.up[:, 0] + probe.down[:, 0])
+    state.error_norm = float(np.sqrt(np.mean((numeric[pick] - doubled) ** 2)))
+    return probe.evaluations
+
+
+def _refine(
+    ev: Evidence,
+    state: _Leaf,
+    numeric: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+    excluded: NDArray[np.bool_],
+    resolution: float,
+) -> int:
+    """Re-evaluate the worst elements of a failing parameter on the step ladder."""
+    rows = np.arange(state.rows.start, state.rows.stop)
+    finite = np.isfinite(numeric[rows]) & np.isfinite(analytic[rows])
+    rows = rows[finite]
+    off = elements_off(analytic[rows], numeric[rows], ev.comparison.thresholds[1])
+    candidates = rows[off] if off.any() else rows
+    candidates = candidates[np.argsort(-np.abs(analytic[candidates] - numeric[candidates]))]
+    candidates = candidates[:MAX_REFINED]
+    base = float(np.real(ev.problem.base_value))
+    evaluations = 0
+    errors = []
+    state.kinks = []
+    for start in range(0, len(candidates), BATCH):
+        batch = candidates[start : start + BATCH]
+        steps = ev.numeric.steps[batch][:, None] * RATIO ** np.array(LADDER, dtype=float)
+        probe = probe_steps(ev.problem, ev.numeric.indices[batch], steps)
+        evaluations += probe.evaluations
+        result = analyze(probe.plus, probe.minus, probe.up, probe.down, base, analytic[batch],
+                         resolution)  # fmt: skip
+        state.refined += len(batch)
+        kink = result.kink & result.within
+        gap = np.abs(analytic[batch] - result.refined)
+        tolerance = np.maximum(
+            NOISE_FACTOR * result.uncertainty,
+            ev.comparison.thresholds[1] * (np.abs(analytic[batch]) + np.abs(result.refined)),
         )
-    return findings
+        agrees = ~kink & (gap <= tolerance)
+        errors.extend(np.abs(numeric[batch] - result.refined)[~kink].tolist())
+        excluded[batch[kink]] = True
+        for row, left, right in zip(
+            batch[kink], result.left[kink], result.right[kink], strict=True
+        ):
+            local = int(ev.numeric.indices[row]) - state.leaf.offset
+            state.kinks.append((local, float(analytic[row]), float(left), float(right)))
+        numeric[batch[agrees]] = result.refined[agrees]
+        wrong = ~kink & ~agrees
+        if wrong.any():
+            state.confirmed = _pick(result, wrong)
+            state.confirmed_at = batch[wrong]
+            state.steps = steps[wrong]
+            break
+    if errors:
+        state.error_norm = float(np.sqrt(np.mean(np.square(errors))))
+    return evaluations
 
 
-def _format_index(name: str, index: Sequence[int]) -> str:
-    return f"{name}[{', '.join(map(str, index))}]" if len(index) else name
+def _pick(result: StepAnalysis, mask: NDArray[np.bool_]) -> StepAnalysis:
+    return StepAnalysis(**{name: getattr(result, name)[mask] for name in StepAnalysis.__slots__})
+
+
+def _finish_error_bar(
+    ev: Evidence,
+    state: _Leaf,
+    numeric: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+    resolution: float,
+) -> None:
+    """Turn the per-element FD error into the difference it alone would produce."""
+    rows = slice(state.rows.start, state.rows.stop)
+    ok = np.isfinite(numeric[rows]) & np.isfinite(analytic[rows])
+    if not ok.any():
+        return
+    base = abs(float(np.real(ev.problem.base_value)))
+    roundoff = resolution * base / float(np.median(ev.numeric.steps[rows][ok]))
+    per_element = max(state.error_norm, roundoff)
+    state.error_norm = per_element * math.sqrt(int(ok.sum()))
+    denominator = float(np.linalg.norm(numeric[rows][ok]) + np.linalg.norm(analytic[rows][ok]))
+    state.error_bar = state.error_norm / denominator if denominator else 0.0
+
+
+def _settle(
+    ev: Evidence,
+    final: Comparison,
+    states: list[_Leaf],
+    numeric: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+) -> tuple[Comparison, list[Finding]]:
+    """Apply error bars and noise verdicts, then explain what still fails."""
+    params: list[ParamReport] = []
+    noise_findings, kink_findings, unused_findings = [], [], []
+    for state, param in zip(states, final.params, strict=True):
+        param = replace(param, error_bar=state.error_bar)
+        if (
+            not param.passed
+            and param.nonfinite == 0
+            and state.confirmed is None
+            and param.difference <= NOISE_FACTOR * state.error_bar
+        ):
+            noise_findings.append(
+                _benign.noise(param.name, param.difference, state.error_bar, state.refined)
+            )
+            param = replace(param, verdict=Verdict.ACCEPTABLE, passed=True)
+        if state.kinks:
+            local, kink_analytic, left, right = (
+                np.array(v) for v in zip(*state.kinks, strict=True)
+            )
+            kink_findings.append(_benign.kinks(state.leaf, local, kink_analytic, left, right))
+        if param.checked and param.norm_analytic == 0 and param.norm_numeric == 0:
+            unused_findings.append(_benign.unused(param.name))
+        params.append(param)
+
+    verdict = final.verdict
+    total = math.sqrt(sum(s.error_norm**2 for s in states))
+    ok = np.isfinite(numeric) & np.isfinite(analytic)
+    norms = float(np.linalg.norm(numeric[ok]) + np.linalg.norm(analytic[ok]))
+    within_noise = norms > 0 and final.difference <= NOISE_FACTOR * total / norms
+    if not verdict.passes and all(p.passed for p in params) and within_noise:
+        verdict = Verdict.ACCEPTABLE
+    settled = replace(final, params=tuple(params), verdict=verdict)
+
+    mistakes = [
+        _explain(ev, state, param, numeric, analytic)
+        for state, param in sorted(
+            zip(states, params, strict=True),
+            key=lambda pair: (pair[1].verdict.rank, pair[1].difference),
+            reverse=True,
+        )
+        if not param.passed and param.checked > param.nonfinite + param.excluded
+    ]
+    findings = [*mistakes]
+    findings += _benign.nonfinite(ev.numeric.nonfinite, "numeric", ev.flat)
+    bad_analytic = ev.numeric.indices[~np.isfinite(ev.analytic[ev.numeric.indices])]
+    findings += _benign.nonfinite(bad_analytic, "analytic", ev.flat)
+    findings += kink_findings + noise_findings + unused_findings
+    precision = _benign.precision(
+        ev.flat, ev.cost_dtype, ev.step, {p.name: p.error_bar for p in params}
+    )
+    if precision is not None:
+        findings.append(precision)
+    if ev.numeric.raised_steps:
+        findings.append(_benign.raised_steps(ev.numeric.raised_steps))
+    return settled, findings
+
+
+def _explain(
+    ev: Evidence,
+    state: _Leaf,
+    param: ParamReport,
+    numeric: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+) -> Finding:
+    rows = np.arange(state.rows.start, state.rows.stop)
+    usable = np.isfinite(numeric[rows]) & np.isfinite(analytic[rows])
+    rows = rows[usable]
+    local = ev.numeric.indices[rows] - state.leaf.offset
+    theta = np.asarray(state.leaf.array, dtype=np.float64).reshape(-1)[local]
+    magnitude = np.abs(analytic[rows]) + np.abs(numeric[rows])
+    data = ParamData(
+        name=param.name,
+        shape=param.shape,
+        local=local,
+        analytic=analytic[rows],
+        numeric=numeric[rows],
+        theta=theta,
+        scale=float(np.sqrt(np.mean(magnitude**2))) if len(rows) else 0.0,
+        tolerance=ev.comparison.thresholds[1],
+    )
+    finding = explain(data, ev.hints)
+    if state.confirmed is None or state.confirmed_at is None or state.steps is None:
+        return finding
+    worst = int(np.argmax(state.confirmed.errors[:, -1]))
+    order = float(state.confirmed.order[worst])
+    index = state.leaf.index_of(
+        int(ev.numeric.indices[state.confirmed_at[worst]]) - state.leaf.offset
+    )
+    convergence = {
+        "index": list(index),
+        "steps": state.steps[worst].tolist(),
+        "errors": state.confirmed.errors[worst].tolist(),
+        "order": order,
+        "refined": float(state.confirmed.refined[worst]),
+    }
+    message = finding.message.rstrip(".") + (
+        f" (confirmed at several steps: the error does not shrink with the step, observed "
+        f"order {order:.1f}, where a right gradient's error shrinks like h**2)."
+    )
+    return replace(finding, message=message, detail={**finding.detail, "convergence": convergence})

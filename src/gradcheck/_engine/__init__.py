@@ -38,7 +38,9 @@ __all__ = [
     "Plan",
     "Problem",
     "Scheme",
+    "StepProbe",
     "estimate",
+    "probe_steps",
     "resolution_of",
 ]
 

@@ -89,6 +89,12 @@ def _table(report: Report) -> Table:
 
 
 def _headline(report: Report) -> Text:
+    if report.checked == 0:
+        reason = next((f.kind for f in report.findings), "nothing was compared")
+        return Text(
+            f"Cannot verify the gradients ({reason}): no verdict; see the finding above.",
+            style="bold yellow",
+        )
     worst = report.worst
     verdict = max([report.verdict, worst.verdict], key=lambda v: v.rank)
     text = Text(f"Overall difference {_number(report.difference)}: ", style="bold")
