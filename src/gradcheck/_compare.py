@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,6 +73,18 @@ class ElementError:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Elements:
+    """Every checked element of one parameter, for plots (kept out of JSON: it can be large)."""
+
+    local: NDArray[np.intp]
+    """[k] flat (C-order) indices into the parameter."""
+    analytic: NDArray[np.float64]
+    numeric: NDArray[np.float64]
+    excluded: NDArray[np.bool_]
+    """[k] left out of the verdict (a kink)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ParamReport:
     """The comparison for one parameter array."""
 
@@ -100,6 +112,8 @@ class ParamReport:
     error_bar: float = math.nan
     """The difference that finite-difference error alone (round-off and truncation) would
     give, estimated from extra evaluations at other steps; nan where not estimated."""
+    elements: Elements | None = field(default=None, repr=False, compare=False)
+    """All checked elements' values (None for a report read back from JSON)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,4 +247,10 @@ def _compare_leaf(
         norm_numeric=float(np.linalg.norm(numeric_ok)),
         nonfinite=nonfinite,
         excluded=int(np.count_nonzero(skip & finite)),
+        elements=Elements(
+            local=coordinates - leaf.offset,
+            analytic=analytic,
+            numeric=numeric,
+            excluded=skip.copy(),
+        ),
     )
