@@ -10,12 +10,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST, normalized_difference
-from ._engine import SCHEMES, Method, Mode, Plan, Problem, estimate, resolution_of
+from ._engine import SCHEMES, Guard, Method, Mode, Plan, Problem, estimate
 from ._errors import CostFunctionError, InvalidArgumentError
 from ._options import require_callable, validate
 from ._pipeline import Subject, run
 from ._report import Report
-from ._scalar import float_dtype, to_scalar
+from ._scalar import cost_precision, to_scalar
 from ._tree import ParamTree, flatten, flatten_grads, select_present
 
 __all__ = ["check", "check_layer", "gradient_checking"]
@@ -97,27 +97,29 @@ def check(
                        time_steps=time_steps)  # fmt: skip
     flat = flatten(params)
     wants_pair = grads is None
-    first = f(params)
-    if wants_pair:
-        first, grads = _split_pair(first)
-    base_value = _base_value(first)
-    analytic = flatten_grads(grads, flat)
 
     def evaluate(tree: Any) -> Any:
         return f(tree)[0] if wants_pair else f(tree)
 
     def repeat() -> tuple[float, bool]:
-        again = f(params)
+        again = _at_base(f, params)
         if not wants_pair:
             return to_scalar(again, where=_AT_BASE), False
         value, grads_again = _split_pair(again)
         changed = not np.array_equal(flatten_grads(grads_again, flat), analytic, equal_nan=True)
         return to_scalar(value, where=_AT_BASE), changed
 
-    subject = Subject(evaluate=evaluate, params=params, flat=flat, analytic=analytic,
-                      base_value=base_value, cost_dtype=float_dtype(first),
-                      repeat=repeat)  # fmt: skip
-    return run(subject, options, started)
+    with Guard(flat.leaves):  # also restores params a cost modifies at the base point
+        first = _at_base(f, params)
+        if wants_pair:
+            first, grads = _split_pair(first)
+        base_value = _base_value(first)
+        analytic = flatten_grads(grads, flat)
+        subject = Subject(evaluate=evaluate, params=params, flat=flat, analytic=analytic,
+                          base_value=base_value,
+                          cost_dtype=cost_precision(first, [leaf.dtype for leaf in flat]),
+                          repeat=repeat)  # fmt: skip
+        return run(subject, options, started)
 
 
 def check_layer(
@@ -175,22 +177,24 @@ def check_layer(
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
                        time_steps=time_steps)  # fmt: skip
     everything = flatten(inputs)
-    out = _layer_output(forward(inputs))
-    dout = np.random.default_rng(options.seed).standard_normal(out.shape)
-    grads = backward(inputs, dout.copy())
-    flat = select_present(grads, everything)
-    analytic = flatten_grads(grads, flat)
 
     def evaluate(tree: Any) -> Any:
         return np.sum(_layer_output(forward(tree)) * dout)
 
     def repeat() -> tuple[float, bool]:
-        return to_scalar(evaluate(inputs), where=_AT_BASE), False
+        return to_scalar(_at_base(evaluate, inputs), where=_AT_BASE), False
 
-    subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
-                      base_value=_base_value(np.sum(out * dout)), cost_dtype=float_dtype(out),
-                      repeat=repeat)  # fmt: skip
-    return run(subject, options, started)
+    with Guard(everything.leaves):
+        out = _layer_output(_at_base(forward, inputs))
+        dout = np.random.default_rng(options.seed).standard_normal(out.shape)
+        grads = _at_base(lambda tree: backward(tree, dout.copy()), inputs, what="backward")
+        flat = select_present(grads, everything)
+        analytic = flatten_grads(grads, flat)
+        subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
+                          base_value=_base_value(np.sum(out * dout)),
+                          cost_dtype=cost_precision(out, [leaf.dtype for leaf in flat]),
+                          repeat=repeat)  # fmt: skip
+        return run(subject, options, started)
 
 
 def gradient_checking(
@@ -222,20 +226,35 @@ def gradient_checking(
         True
     """
     require_callable(cost_function, "cost_function")
-    if not isinstance(epsilon, float | int) or isinstance(epsilon, bool) or not epsilon > 0:
+    if (
+        not isinstance(epsilon, float | int)
+        or isinstance(epsilon, bool)
+        or not (math.isfinite(epsilon) and epsilon > 0)
+    ):
         raise InvalidArgumentError(f"epsilon={epsilon!r} must be a positive float, e.g. 1e-7.")
     flat = flatten(list(params) if isinstance(params, tuple) else params)
     analytic = flatten_grads(grads, flat)
     theta = flat.vector()
     base = to_scalar(cost_function(theta), where=_AT_BASE)
     plan = Plan(scheme=SCHEMES["central"], mode="full", eps=float(epsilon), samples=None,
-                seed=0, cost_resolution=resolution_of(np.dtype(np.float64)),
+                seed=0, cost_dtype=np.dtype(np.float64),
                 nominal_steps=True)  # fmt: skip
     problem = Problem(
         cost=lambda: to_scalar(cost_function(theta)), flat=flatten(theta), base_value=base
     )
     numeric = estimate(problem, plan)
     return normalized_difference(numeric.values, analytic)
+
+
+def _at_base(f: Callable[[Any], Any], tree: Any, what: str = "the cost function") -> Any:
+    """Call the user's function at the unperturbed point; its failure is an input error."""
+    try:
+        return f(tree)
+    except Exception as exc:
+        raise CostFunctionError(
+            f"{what} raised {type(exc).__name__}: {exc} at the given parameters, before any "
+            "perturbation; fix it there first (the traceback above shows where)."
+        ) from exc
 
 
 def _base_value(value: Any) -> float:

@@ -14,12 +14,20 @@ from numpy.typing import NDArray
 from ._compare import Verdict, compare
 from ._diagnose import Evidence, Finding, diagnose
 from ._diagnose._benign import nondeterministic
-from ._engine import Plan, Problem, estimate, resolution_of
+from ._engine import Plan, Problem, estimate, precision_of
 from ._engine._schemes import describe_step
+from ._errors import CostFunctionError
 from ._options import Options
 from ._report import Report, Settings
 from ._scalar import to_scalar
 from ._tree import FlatParams, ParamTree, tree_arrays
+
+_MSG_DROPS_IMAGINARY = (
+    "method='complex' evaluates the cost at complex parameters and reads the derivative "
+    "from the imaginary part, but the cost returned a real number there: something in it "
+    "drops the imaginary part (float(), np.real, abs, np.maximum, comparisons). Make those "
+    "steps complex-safe, or use method='central'."
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,7 +41,8 @@ class Subject:
     """The leaves to check (all of params', or those the user gave gradients for)."""
     analytic: NDArray[np.float64]
     base_value: float
-    cost_dtype: np.dtype[Any]
+    cost_dtype: np.dtype[Any] | None
+    """The precision of the cost, from the type it returns (None for a Python float)."""
     repeat: Callable[[], tuple[float, bool]]
     """Evaluate again at the base point: (cost, whether the analytic gradient changed)."""
 
@@ -41,11 +50,10 @@ class Subject:
 def run(subject: Subject, options: Options, started: float) -> Report:
     """Estimate, compare and diagnose; return the Report."""
     scheme = options.scheme
-    cost_resolution = resolution_of(subject.cost_dtype)
     settings = Settings(
         method=scheme.name,
         eps=options.eps,
-        step=_describe_steps(subject.flat, options, cost_resolution),
+        step=_describe_steps(subject.flat, options, subject.cost_dtype),
         mode=options.mode,
         samples=options.samples,
         seed=options.seed,
@@ -58,14 +66,15 @@ def run(subject: Subject, options: Options, started: float) -> Report:
 
     problem = _problem(subject, complex_step=scheme.complex_step)
     plan = Plan(scheme=scheme, mode=options.mode, eps=options.eps, samples=options.samples,
-                seed=options.seed, cost_resolution=cost_resolution)  # fmt: skip
+                seed=options.seed, cost_dtype=subject.cost_dtype)  # fmt: skip
     numeric = estimate(problem, plan)
     comparison = compare(numeric.indices, numeric.values, subject.analytic, subject.flat,
                          options.thresholds, options.worst)  # fmt: skip
     diagnosis = diagnose(
         Evidence(problem=problem, numeric=numeric, analytic=subject.analytic, flat=subject.flat,
                  comparison=comparison, worst=options.worst, seed=options.seed,
-                 cost_dtype=subject.cost_dtype, step=settings.step, hints=options.hints)
+                 cost_dtype=subject.cost_dtype, complex_step=scheme.complex_step,
+                 step=settings.step, hints=options.hints)
     )  # fmt: skip
     final = diagnosis.comparison
     findings = ([randomness] if randomness else []) + diagnosis.findings
@@ -75,7 +84,7 @@ def run(subject: Subject, options: Options, started: float) -> Report:
         passed=final.verdict.passes and all(p.passed for p in final.params),
         params={p.name: p for p in final.params},
         findings=findings,
-        evaluations=2 + numeric.evaluations + diagnosis.evaluations,
+        evaluations=(3 if scheme.complex_step else 2) + numeric.evaluations + diagnosis.evaluations,
         settings=settings,
         size=subject.flat.size,
         checked=final.checked,
@@ -138,6 +147,8 @@ def _problem(subject: Subject, *, complex_step: bool) -> Problem:
         by_id = {id(a): c for a, c in zip(arrays, copies, strict=True)}
         flat = replace(flat, leaves=tuple(replace(leaf, array=by_id[id(leaf.array)])
                                           for leaf in flat))  # fmt: skip
+        if not np.iscomplexobj(subject.evaluate(target)):
+            raise CostFunctionError(_MSG_DROPS_IMAGINARY)
     evaluate = subject.evaluate
 
     def cost() -> float | complex:
@@ -147,10 +158,10 @@ def _problem(subject: Subject, *, complex_step: bool) -> Problem:
     return Problem(cost=cost, flat=flat, base_value=subject.base_value)
 
 
-def _describe_steps(flat: FlatParams, options: Options, cost_resolution: float) -> str:
+def _describe_steps(flat: FlatParams, options: Options, cost_dtype: np.dtype[Any] | None) -> str:
     described: dict[str, list[str]] = {}
     for leaf in flat:
-        resolution = max(resolution_of(leaf.dtype), cost_resolution)
+        resolution = precision_of(leaf.dtype, cost_dtype)
         text = describe_step(options.scheme, options.eps, resolution)
         described.setdefault(text, []).append(str(leaf.dtype))
     if len(described) == 1:

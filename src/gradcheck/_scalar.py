@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from ._errors import CostFunctionError
+
+_ROUND_NUMBER_BITS = 12
 
 _MSG_NOT_SCALAR = (
     "the cost function returned {what} instead of a scalar{where}; return one number "
@@ -38,9 +42,33 @@ def to_scalar(value: Any, *, where: str = "") -> Any:
     return array.reshape(()).item()
 
 
-def float_dtype(value: Any) -> np.dtype[Any]:
-    """The precision a cost value carries (Python floats and ints count as float64)."""
+def float_dtype(value: Any) -> np.dtype[Any] | None:
+    """The precision a cost value carries; None for Python numbers (precision unknown)."""
+    if isinstance(value, int | float | complex) and not isinstance(value, np.generic):
+        return None
     dtype = np.asarray(value).dtype
     if dtype.kind == "c":
         return np.finfo(dtype).dtype
-    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+    return dtype if dtype.kind == "f" else None
+
+
+def cost_precision(value: Any, leaf_dtypes: Iterable[np.dtype[Any]]) -> np.dtype[Any]:
+    """The precision the cost is computed in, judged from the value it returned.
+
+    A NumPy value says it directly. A Python float could hide a float32 computation:
+    if the parameters are in a lower precision and the value is exactly representable
+    there (a float64 result is so by chance with probability 2**-29), assume that
+    precision; otherwise float64. Round numbers (few significant bits, like 15.5) are
+    representable in any precision and prove nothing: they count as float64.
+    """
+    known = float_dtype(value)
+    if known is not None:
+        return known
+    coarsest = max(leaf_dtypes, key=lambda dt: np.finfo(dt).eps, default=np.dtype(np.float64))
+    if np.finfo(coarsest).eps <= np.finfo(np.float64).eps:
+        return np.dtype(np.float64)
+    real = float(np.real(value))
+    mantissa = int(abs(math.frexp(real)[0]) * 2**53)
+    significant = 53 - ((mantissa & -mantissa).bit_length() - 1) if mantissa else 0
+    exact = float(coarsest.type(real)) == real
+    return coarsest if exact and significant > _ROUND_NUMBER_BITS else np.dtype(np.float64)

@@ -29,7 +29,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._compare import Comparison, ParamReport, Verdict, compare, elements_off
-from .._engine import NumericGradient, Problem, probe_steps, resolution_of
+from .._engine import SCHEMES, NumericGradient, Problem, precision_of, probe_steps
+from .._engine._schemes import requested_steps
 from .._tree import FlatParams, Leaf
 from . import _benign
 from ._finding import KINDS, Finding
@@ -59,7 +60,9 @@ class Evidence:
     comparison: Comparison
     worst: int
     seed: int
-    cost_dtype: np.dtype[Any]
+    cost_dtype: np.dtype[Any] | None
+    complex_step: bool
+    """The check used the complex step: its steps are imaginary, no use for real probes."""
     step: str
     """The step in words, for the precision finding."""
     hints: Mapping[str, int]
@@ -107,7 +110,7 @@ def diagnose(evidence: Evidence) -> Diagnosis:
         states.append(state)
         if hi == lo:
             continue
-        resolution = max(resolution_of(leaf.dtype), resolution_of(ev.cost_dtype))
+        resolution = precision_of(leaf.dtype, ev.cost_dtype)
         if param.passed:
             evaluations += _error_bar_only(ev, state, numeric, rng)
         else:
@@ -129,7 +132,7 @@ def _error_bar_only(
     if not len(rows):
         return 0
     pick = np.sort(rng.choice(rows, size=min(ERROR_BAR_SAMPLES, len(rows)), replace=False))
-    steps = 2 * ev.numeric.steps[pick]
+    steps = 2 * _probe_steps(ev, state.leaf, pick)
     probe = probe_steps(ev.problem, ev.numeric.indices[pick], steps[:, None])
     doubled = (probe.plus[:, 0] - probe.minus[:, 0]) / (probe.up[:, 0] + probe.down[:, 0])
     state.error_norm = float(np.sqrt(np.mean((numeric[pick] - doubled) ** 2)))
@@ -158,7 +161,9 @@ def _refine(
     state.kinks = []
     for start in range(0, len(candidates), BATCH):
         batch = candidates[start : start + BATCH]
-        steps = ev.numeric.steps[batch][:, None] * RATIO ** np.array(LADDER, dtype=float)
+        steps = _probe_steps(ev, state.leaf, batch)[:, None] * RATIO ** np.array(
+            LADDER, dtype=float
+        )
         probe = probe_steps(ev.problem, ev.numeric.indices[batch], steps)
         evaluations += probe.evaluations
         result = analyze(probe.plus, probe.minus, probe.up, probe.down, base, analytic[batch],
@@ -190,6 +195,20 @@ def _refine(
     return evaluations
 
 
+def _probe_steps(ev: Evidence, leaf: Leaf, rows: NDArray[np.intp]) -> NDArray[np.float64]:
+    """The real step each probed coordinate starts from.
+
+    That is the check's own step, or for the complex step (whose tiny imaginary steps
+    mean nothing to a real difference) the central-difference default.
+    """
+    if not ev.complex_step:
+        return ev.numeric.steps[rows]
+    local = ev.numeric.indices[rows] - leaf.offset
+    x = np.asarray(leaf.array, dtype=np.float64).reshape(-1)[local]
+    resolution = precision_of(leaf.dtype, ev.cost_dtype)
+    return requested_steps(SCHEMES["central"], x, None, resolution)
+
+
 def _pick(result: StepAnalysis, mask: NDArray[np.bool_]) -> StepAnalysis:
     return StepAnalysis(**{name: getattr(result, name)[mask] for name in StepAnalysis.__slots__})
 
@@ -207,7 +226,8 @@ def _finish_error_bar(
     if not ok.any():
         return
     base = abs(float(np.real(ev.problem.base_value)))
-    roundoff = resolution * base / float(np.median(ev.numeric.steps[rows][ok]))
+    all_rows = np.arange(state.rows.start, state.rows.stop)[ok]
+    roundoff = resolution * base / float(np.median(_probe_steps(ev, state.leaf, all_rows)))
     per_element = max(state.error_norm, roundoff)
     state.error_norm = per_element * math.sqrt(int(ok.sum()))
     denominator = float(np.linalg.norm(numeric[rows][ok]) + np.linalg.norm(analytic[rows][ok]))
@@ -261,7 +281,7 @@ def _settle(
             key=lambda pair: (pair[1].verdict.rank, pair[1].difference),
             reverse=True,
         )
-        if not param.passed and param.checked > param.nonfinite + param.excluded
+        if not param.verdict.passes and param.checked > param.nonfinite + param.excluded
     ]
     findings = [*mistakes]
     findings += _benign.nonfinite(ev.numeric.nonfinite, "numeric", ev.flat)

@@ -127,11 +127,11 @@ def noise(name: str, difference: float, error_bar: float, refined: int) -> Findi
 
 
 def precision(
-    flat: FlatParams, cost_dtype: np.dtype[Any], step: str, error_bars: dict[str, float]
+    flat: FlatParams, cost_dtype: np.dtype[Any] | None, step: str, error_bars: dict[str, float]
 ) -> Finding | None:
     """Say when parameters or the cost are in low precision, and what that does to the check."""
     low = [leaf for leaf in flat.leaves if np.finfo(leaf.dtype).eps > np.finfo(np.float64).eps]
-    cost_low = np.finfo(cost_dtype).eps > np.finfo(np.float64).eps
+    cost_low = cost_dtype is not None and np.finfo(cost_dtype).eps > np.finfo(np.float64).eps
     if not low and not cost_low:
         return None
     parts = []

@@ -63,6 +63,8 @@ class ParamData:
 
 def explain(data: ParamData, hints: Mapping[str, int]) -> Finding:
     """Return the finding that best explains why this parameter's gradient is wrong."""
+    if _mismatch(data) == 0:
+        return _localized(data)
     for detector in (_zero, _scale_or_sign, _l2_term, _scaled_data_term, _transpose):
         finding = detector(data, hints)
         if finding is not None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import CostFunctionError
 from .._tree import FlatParams, Leaf
+from ._executors import BatchedCost, BatchedExecutor, Executor, LoopExecutor, PoolExecutor
 from ._modes import MODES, Mode, select_coordinates
 from ._perturb import CoordinateFailedError, Guard, evaluate_coordinates, flat_view
 from ._schemes import (
@@ -23,6 +24,7 @@ from ._schemes import (
     SCHEMES,
     Method,
     Scheme,
+    precision_of,
     realized_steps,
     requested_steps,
     resolution_of,
@@ -32,14 +34,21 @@ __all__ = [
     "METHODS",
     "MODES",
     "SCHEMES",
+    "BatchedCost",
+    "BatchedExecutor",
+    "Executor",
+    "Guard",
+    "LoopExecutor",
     "Method",
     "Mode",
     "NumericGradient",
     "Plan",
+    "PoolExecutor",
     "Problem",
     "Scheme",
     "StepProbe",
     "estimate",
+    "precision_of",
     "probe_steps",
     "resolution_of",
 ]
@@ -56,8 +65,8 @@ class Plan:
     eps: Eps
     samples: int | float | None
     seed: int
-    cost_resolution: float
-    """Machine epsilon of the precision the cost is computed in (from its return type)."""
+    cost_dtype: np.dtype[Any] | None
+    """The precision the cost is computed in, from the type it returns (None: unknown)."""
     nominal_steps: bool = False
     """Divide by the requested step instead of the realized one (the textbook's arithmetic)."""
 
@@ -92,20 +101,29 @@ class NumericGradient:
     """Steps that vanished below the resolution of their dtype and were raised to one ulp."""
 
 
-def estimate(problem: Problem, plan: Plan) -> NumericGradient:
-    """Estimate the gradient at the coordinates chosen by ``plan.mode``.
+def estimate(problem: Problem, plan: Plan, executor: Executor | None = None) -> NumericGradient:
+    """Estimate the gradient at the coordinates chosen by ``plan.mode`` ("full" or "sample").
+
+    Args:
+        problem: what to perturb and evaluate.
+        plan: scheme, mode, steps.
+        executor: computes the perturbed costs; by default a loop in this process.
 
     Raises:
         CostFunctionError: the cost raised at a perturbed point (arrays already restored).
     """
+    if executor is None:
+        executor = LoopExecutor([leaf.array for leaf in problem.flat], problem.cost, None)
     chosen = select_coordinates(problem.flat, plan.mode, plan.samples, plan.seed)
     parts: list[tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]] = []
     raised = evaluations = 0
     with Guard(problem.flat.leaves):
-        for leaf, local in zip(problem.flat.leaves, chosen, strict=True):
+        for leaf_index, (leaf, local) in enumerate(zip(problem.flat.leaves, chosen, strict=True)):
             if not len(local):
                 continue
-            values, steps, raised_here = _estimate_leaf(problem, plan, leaf, local)
+            values, steps, raised_here = _estimate_leaf(
+                problem, plan, executor, leaf_index, leaf, local
+            )
             parts.append((local + leaf.offset, values, steps))
             raised += raised_here
             evaluations += len(local) * plan.scheme.evaluations_per_coordinate
@@ -122,32 +140,32 @@ def estimate(problem: Problem, plan: Plan) -> NumericGradient:
 
 
 def _estimate_leaf(
-    problem: Problem, plan: Plan, leaf: Leaf, local: NDArray[np.intp]
+    problem: Problem,
+    plan: Plan,
+    executor: Executor,
+    leaf_index: int,
+    leaf: Leaf,
+    local: NDArray[np.intp],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
     scheme = plan.scheme
     x = np.asarray(flat_view(leaf.array)[local])  # [k], the leaf's dtype
     real_dtype = x.real.dtype
-    resolution = (
-        resolution_of(real_dtype, np.dtype(np.float64))
-        if scheme.complex_step
-        else (max(resolution_of(real_dtype), plan.cost_resolution))
-    )
+    resolution = precision_of(real_dtype, plan.cost_dtype)
     h = requested_steps(scheme, x.real, plan.eps, resolution)
     raised = 0
     if scheme.complex_step:
-        points = [(x + 1j * h.astype(real_dtype)).tolist()]
+        points = [x + 1j * h.astype(real_dtype)]
     else:
         if not plan.nominal_steps:
             h, raised = realized_steps(x, h)
         step = h.astype(x.dtype) if not plan.nominal_steps else h
-        points = [(x + c * step).astype(x.dtype).tolist() for c in scheme.offsets]
+        points = [(x + c * step).astype(x.dtype) for c in scheme.offsets]
     try:
-        columns = evaluate_coordinates(leaf.array, local.tolist(), points, problem.cost)
+        values = executor.evaluate(leaf_index, local, points)  # [k, stencil points]
     except CoordinateFailedError as failure:
         position, offset = failure.position, scheme.offsets[failure.offset]
         shift = f"+ {h[position]:.3g}i" if scheme.complex_step else f"{offset * h[position]:+.3g}"
         raise _failure_error(failure, leaf, local, shift) from failure.__cause__
-    values = np.array(columns).T  # [k, stencil points]
     with np.errstate(invalid="ignore", over="ignore"):
         numeric = np.asarray(scheme.combine(values, problem.base_value, h), dtype=np.float64)
     numeric[~np.isfinite(values).all(axis=1)] = np.nan
@@ -217,8 +235,11 @@ def probe_steps(
             local = coordinates[mine] - leaf.offset
             x = np.asarray(flat_view(leaf.array)[local])  # [m]
             s = steps[mine].astype(x.real.dtype)  # [m, S]
-            high = x[:, None] + s
-            low = x[:, None] - s
+            high = (x[:, None] + s).astype(x.dtype)
+            low = (x[:, None] - s).astype(x.dtype)
+            if x.dtype.kind == "f":  # a step below the resolution would vanish: take one ulp
+                high = np.where(high == x[:, None], np.nextafter(x, np.inf)[:, None], high)
+                low = np.where(low == x[:, None], np.nextafter(x, -np.inf)[:, None], low)
             points = [high[:, j].tolist() for j in range(count)] + [
                 low[:, j].tolist() for j in range(count)
             ]

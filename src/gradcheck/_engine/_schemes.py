@@ -107,6 +107,19 @@ def resolution_of(*dtypes: np.dtype[Any]) -> float:
     return max(float(np.finfo(dt).eps) for dt in dtypes)
 
 
+def precision_of(leaf_dtype: np.dtype[Any], cost_dtype: np.dtype[Any] | None) -> float:
+    """The machine epsilon that limits a finite difference on one parameter array.
+
+    The round-off that matters is the cost's: a float64 cost of float32 parameters is
+    as exact as any float64 cost (the step actually taken in float32 is accounted for
+    separately). When the cost's precision is unknown (it returned a Python float),
+    assume it is computed in the parameter's precision.
+    """
+    if cost_dtype is None:
+        return resolution_of(leaf_dtype)
+    return resolution_of(cost_dtype)
+
+
 def requested_steps(
     scheme: Scheme,
     x: NDArray[Any],

@@ -113,6 +113,8 @@ def _param(p: ParamReport) -> dict[str, Any]:
         "passed": p.passed,
         "mismatches": p.mismatches,
         "nonfinite": p.nonfinite,
+        "excluded": p.excluded,
+        "error_bar": _float(p.error_bar),
         "norm_analytic": _float(p.norm_analytic),
         "norm_numeric": _float(p.norm_numeric),
         "worst": [
@@ -141,6 +143,8 @@ def _unparam(d: Mapping[str, Any]) -> ParamReport:
         passed=bool(d["passed"]),
         mismatches=int(d["mismatches"]),
         nonfinite=int(d["nonfinite"]),
+        excluded=int(d.get("excluded", 0)),
+        error_bar=_unfloat(d.get("error_bar")),
         norm_analytic=_unfloat(d["norm_analytic"]),
         norm_numeric=_unfloat(d["norm_numeric"]),
         worst=tuple(

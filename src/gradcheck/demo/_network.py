@@ -1,5 +1,8 @@
 """A small from-scratch NumPy network with hand-written backpropagation, layer by layer.
 
+The forward pass is also complex-safe (ReLU and the losses branch on the real part, no
+float() or abs()), so ``method="complex"`` works on it.
+
 Column layout, as in the deeplearning.ai course: examples are columns, so a batch
 X has shape (n_x, m), W_l has shape (n_l, n_{l-1}) and b_l has shape (n_l, 1).
 Each layer's forward pass returns ``(out, cache)`` and its backward pass takes
@@ -45,7 +48,7 @@ def dense_backward(dz: Array, cache: DenseCache) -> tuple[Array, Array, Array]:
 def activation_forward(z: Array, kind: Activation) -> tuple[Array, Array]:
     """A = g(Z); the cache is Z (for relu) or A (for tanh and sigmoid, whose g' uses A)."""
     if kind == "relu":
-        return np.maximum(z, 0.0), z
+        return np.where(z.real > 0, z, 0.0), z
     a = np.tanh(z) if kind == "tanh" else _sigmoid(z)
     return a, a
 
@@ -53,7 +56,7 @@ def activation_forward(z: Array, kind: Activation) -> tuple[Array, Array]:
 def activation_backward(da: Array, cache: Array, kind: Activation) -> Array:
     """DZ = dA * g'(Z): relu' = [Z > 0], tanh' = 1 - A**2, sigmoid' = A (1 - A)."""
     if kind == "relu":
-        return da * (cache > 0)
+        return da * (cache.real > 0)
     if kind == "tanh":
         return da * (1.0 - cache**2)
     return da * cache * (1.0 - cache)
@@ -69,8 +72,10 @@ def sigmoid_cross_entropy(z: Array, y: Array) -> tuple[float, Array]:
     dZ = (sigmoid(Z) - Y) / m.
     """
     m = y.shape[1]
-    loss = np.sum(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))) / m
-    return float(loss), (_sigmoid(z) - y) / m
+    positive = np.where(z.real > 0, z, 0.0)  # max(z, 0)
+    magnitude = np.where(z.real >= 0, z, -z)  # |z|
+    loss = np.sum(positive - z * y + np.log1p(np.exp(-magnitude))) / m
+    return loss, (_sigmoid(z) - y) / m
 
 
 def softmax_cross_entropy(z: Array, y: Array) -> tuple[float, Array]:
@@ -79,10 +84,10 @@ def softmax_cross_entropy(z: Array, y: Array) -> tuple[float, Array]:
     dZ = (softmax(Z) - Y) / m.
     """
     m = y.shape[1]
-    shifted = z - z.max(axis=0, keepdims=True)  # per column: softmax is shift-invariant
+    shifted = z - z.real.max(axis=0, keepdims=True)  # per column: softmax is shift-invariant
     log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=0, keepdims=True))
     loss = -np.sum(y * log_probs) / m
-    return float(loss), (np.exp(log_probs) - y) / m
+    return loss, (np.exp(log_probs) - y) / m
 
 
 # --- L2 regularization: lambd / (2m) * sum ||W||^2, biases not regularized ---------------
@@ -90,7 +95,7 @@ def softmax_cross_entropy(z: Array, y: Array) -> tuple[float, Array]:
 
 def l2_forward(params: Params, lambd: float, m: int, layers: int) -> float:
     """The L2 penalty lambd / (2m) * sum of squared weights."""
-    return lambd / (2 * m) * sum(float(np.sum(params[f"W{k}"] ** 2)) for k in range(1, layers + 1))
+    return lambd / (2 * m) * sum(np.sum(params[f"W{k}"] ** 2) for k in range(1, layers + 1))
 
 
 def l2_backward(W: Array, lambd: float, m: int) -> Array:
@@ -100,8 +105,8 @@ def l2_backward(W: Array, lambd: float, m: int) -> Array:
 
 def _sigmoid(z: Array) -> Array:
     # exp of -|z| only, so large |z| neither overflows nor warns.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    e = np.exp(np.where(z.real >= 0, -z, z))
+    return np.where(z.real >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 # --- the network -----------------------------------------------------------------------

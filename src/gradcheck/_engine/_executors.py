@@ -1,0 +1,360 @@
+"""Executors: how a leaf's perturbed cost values get computed — in a loop, batched, or in parallel.
+
+Every executor answers the same question, `Executor.evaluate(leaf_index, indices, points)`:
+the cost with coordinate ``indices[k]`` of leaf ``leaf_index`` moved to ``points[j][k]``,
+for every k and stencil point j, all other coordinates at their current values. The
+numbers are the same whichever executor computes them (the same cost on the same
+values), so results do not depend on how a check was run.
+
+- `LoopExecutor` perturbs the arrays in place, one coordinate at a time.
+- `BatchedExecutor` hands a batched cost B perturbations per call; the batch size is
+  picked per leaf from a quick measurement against the loop, which it falls back to.
+- `PoolExecutor` splits coordinates into chunks for a `concurrent.futures.Executor`
+  (a process pool or a Dask client's executor); each worker keeps one private copy of
+  the parameters and perturbs it in place.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import pickle
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._errors import CostFunctionError
+from ._perturb import CoordinateFailedError, evaluate_coordinates
+
+BatchedCost = Callable[[int, NDArray[np.intp], NDArray[Any]], Any]
+"""``batched(leaf_index, indices, values)``: the B costs when coordinate ``indices[b]`` of
+leaf ``leaf_index`` takes ``values[b]`` (one coordinate per batch element), every other
+coordinate at its current value. Returns an array of B costs."""
+
+Progress = Callable[[int], None]
+"""Called with the number of cost evaluations just done."""
+
+CHUNK = 256
+"""Coordinates per progress update in the loop, and per task (at least) in a pool."""
+MEMORY_BUDGET = 256 * 2**20
+"""Bytes a batch of stacked parameter copies may take."""
+_BATCH_SIZES = (16, 64, 256)
+_AGREEMENT = 1e-9
+
+
+class Executor(Protocol):
+    """Computes perturbed cost values for one leaf's coordinates."""
+
+    def evaluate(
+        self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
+    ) -> NDArray[Any]:
+        """Return ``values[k, j]``: the cost with coordinate k at stencil point j.
+
+        Raises:
+            CoordinateFailedError: the cost raised at position k, stencil point j.
+        """
+        ...
+
+
+class LoopExecutor:
+    """Perturb in place and evaluate, one coordinate at a time."""
+
+    def __init__(
+        self, arrays: Sequence[NDArray[Any]], cost: Callable[[], Any], progress: Progress | None
+    ) -> None:
+        self._arrays = arrays
+        self._cost = cost
+        self._progress = progress
+
+    def evaluate(
+        self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
+    ) -> NDArray[Any]:
+        array = self._arrays[leaf_index]
+        columns: list[list[Any]] = [[] for _ in points]
+        for start in range(0, len(indices), CHUNK):
+            part = slice(start, start + CHUNK)
+            try:
+                values = evaluate_coordinates(
+                    array, indices[part].tolist(), [p[part].tolist() for p in points], self._cost
+                )
+            except CoordinateFailedError as failure:
+                raise CoordinateFailedError(start + failure.position, failure.offset) from (
+                    failure.__cause__
+                )
+            for column, chunk in zip(columns, values, strict=True):
+                column.extend(chunk)
+            if self._progress:
+                self._progress(len(values[0]) * len(points))
+        return np.array(columns).T
+
+
+class BatchedExecutor:
+    """Evaluate B perturbations per call of a batched cost, B chosen per leaf by measurement.
+
+    For each leaf the first coordinates are timed through the loop and through the
+    batched cost at a few batch sizes (within the memory budget); the fastest way is
+    used for the rest of the leaf. The timed evaluations are part of the check, not
+    extra. The first batch is also compared with the loop on the same coordinates, so
+    a batched cost that disagrees with the plain one is caught before it misleads.
+    """
+
+    def __init__(
+        self,
+        batched: BatchedCost,
+        loop: LoopExecutor,
+        sizes: Sequence[int],
+        progress: Progress | None,
+        *,
+        memory_budget: int = MEMORY_BUDGET,
+        stacked: bool = True,
+    ) -> None:
+        self._batched = batched
+        self._loop = loop
+        self._sizes = sizes
+        self._progress = progress
+        self._budget = memory_budget
+        self._stacked = stacked
+        self.choices: dict[int, int] = {}
+        """Batch size chosen per leaf (1 means the loop)."""
+        self._verified = False
+
+    def evaluate(
+        self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
+    ) -> NDArray[Any]:
+        size = self._sizes[leaf_index]
+        flat_indices = np.repeat(indices, len(points))  # [k * P], coordinate-major
+        flat_values = np.stack(points, axis=1).reshape(-1)
+        limit = max(1, self._budget // max(1, 8 * size)) if self._stacked else 1 << 16
+        candidates = [b for b in _BATCH_SIZES if b <= limit] or [min(limit, _BATCH_SIZES[0])]
+        out = np.empty(len(flat_values), dtype=np.result_type(flat_values.dtype, np.float64))
+        done = 0  # evaluations done, in flat order
+        if not self._verified and len(indices):
+            done = self._verify(leaf_index, indices, points, flat_indices, flat_values, out)
+        best, rate = self._calibrate(leaf_index, indices, points, flat_indices, flat_values, out,
+                                     done, candidates)  # fmt: skip
+        done = rate
+        self.choices[leaf_index] = best
+        while done < len(flat_values):
+            if best == 1:
+                k0 = done // len(points)
+                values = self._loop.evaluate(leaf_index, indices[k0:], [p[k0:] for p in points])
+                out[done:] = values.reshape(-1)
+                break
+            stop = min(done + best, len(flat_values))
+            out[done:stop] = self._call(leaf_index, flat_indices[done:stop], flat_values[done:stop])
+            if self._progress:
+                self._progress(stop - done)
+            done = stop
+        return out.reshape(len(indices), len(points))
+
+    def _verify(self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]],
+                flat_indices: NDArray[np.intp], flat_values: NDArray[Any],
+                out: NDArray[Any]) -> int:  # fmt: skip
+        """Compare the batched cost with the loop on the first coordinate; keep both results."""
+        count = len(points)
+        looped = self._loop.evaluate(leaf_index, indices[:1], [p[:1] for p in points])
+        batched = self._call(leaf_index, flat_indices[:count], flat_values[:count])
+        scale = max(1.0, float(np.max(np.abs(looped))))
+        if np.any(np.abs(batched - looped.reshape(-1)) > _AGREEMENT * scale):
+            raise CostFunctionError(
+                "the batched cost disagrees with the plain cost at the same point "
+                f"({batched.tolist()} vs {looped.reshape(-1).tolist()}); check that it "
+                "evaluates each batch element independently (reductions over the right "
+                "axes, no sum over the batch)."
+            )
+        self._verified = True
+        out[:count] = looped.reshape(-1)
+        return count
+
+    def _calibrate(self, leaf_index: int, indices: NDArray[np.intp],
+                   points: Sequence[NDArray[Any]], flat_indices: NDArray[np.intp],
+                   flat_values: NDArray[Any], out: NDArray[Any], done: int,
+                   candidates: Sequence[int]) -> tuple[int, int]:  # fmt: skip
+        """Time the loop and each batch size on the next coordinates; return (best, done)."""
+        count = len(points)
+        remaining = len(flat_values) - done
+        if remaining < 2 * count * candidates[0]:
+            return (1 if remaining < count * candidates[0] else candidates[0]), done
+        timings: dict[int, float] = {}
+        k0 = done // count
+        probe = 8
+        started = time.perf_counter()
+        looped = self._loop.evaluate(
+            leaf_index, indices[k0 : k0 + probe], [p[k0 : k0 + probe] for p in points]
+        )
+        out[done : done + looped.size] = looped.reshape(-1)
+        timings[1] = (time.perf_counter() - started) / looped.size
+        done += looped.size
+        for size in candidates:
+            if len(flat_values) - done < size:
+                break
+            started = time.perf_counter()
+            out[done : done + size] = self._call(
+                leaf_index, flat_indices[done : done + size], flat_values[done : done + size]
+            )
+            timings[size] = (time.perf_counter() - started) / size
+            done += size
+            if self._progress:
+                self._progress(size)
+        best = min(timings, key=lambda b: timings[b])
+        # Continue with the loop on whole coordinates only.
+        if best == 1 and done % count:
+            extra = count - done % count
+            out[done : done + extra] = self._call(
+                leaf_index, flat_indices[done : done + extra], flat_values[done : done + extra]
+            )
+            done += extra
+        return best, done
+
+    def _call(self, leaf_index: int, indices: NDArray[np.intp], values: NDArray[Any]) -> Any:
+        try:
+            result = np.asarray(self._batched(leaf_index, indices, values))
+        except Exception as exc:
+            raise CostFunctionError(
+                f"the batched cost raised {type(exc).__name__}: {exc} for a batch of "
+                f"{len(indices)} perturbations; your arrays have been restored."
+            ) from exc
+        if result.shape != (len(indices),):
+            raise CostFunctionError(
+                f"the batched cost returned shape {result.shape} for a batch of {len(indices)} "
+                f"perturbations; it must return one cost per batch element, shape "
+                f"({len(indices)},)."
+            )
+        return result
+
+
+Payload = Callable[[], tuple[Sequence[NDArray[Any]], Callable[[], Any]]]
+"""Run in a worker: returns the worker's private leaf arrays and a cost evaluating them."""
+
+
+class PoolExecutor:
+    """Evaluate chunks of coordinates in worker processes, each with its own copy of theta.
+
+    The problem (cost function and parameters) is serialized once with cloudpickle.
+    A pool that gradcheck starts itself receives it once per worker at start-up; a
+    Dask client gets it scattered once to every worker; any other executor gets it
+    with each task (a few tasks per leaf).
+    """
+
+    def __init__(
+        self,
+        payload: Payload,
+        executor: Any,
+        workers: int,
+        progress: Progress | None,
+        *,
+        installed: str | None = None,
+    ) -> None:
+        self._workers = workers
+        self._progress = progress
+        self._submit = executor.submit
+        self._source: Any
+        if installed is not None:  # our own pool: every worker unpacked it at start-up
+            self._source = (installed, None)
+            return
+        key, blob = uuid.uuid4().hex, dumps(payload)
+        client = getattr(executor, "_client", None) or (
+            executor if hasattr(executor, "scatter") else None
+        )
+        self._source = (key, client.scatter(blob, broadcast=True) if client else blob)
+
+    def evaluate(
+        self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
+    ) -> NDArray[Any]:
+        parts = max(1, min(4 * self._workers, math.ceil(len(indices) / CHUNK)))
+        bounds = np.linspace(0, len(indices), parts + 1).astype(int)
+        ranges = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+        futures = [
+            self._submit(_evaluate_chunk, self._source, leaf_index, indices[lo:hi],
+                         [p[lo:hi] for p in points])
+            for lo, hi in ranges
+        ]  # fmt: skip
+        starts = [lo for lo, _ in ranges]
+        results = []
+        for start, future in zip(starts, futures, strict=True):
+            values, failure = future.result()
+            if failure is not None:
+                position, offset, text = failure
+                for other in futures:
+                    other.cancel()
+                raise CoordinateFailedError(start + position, offset) from RuntimeError(text)
+            results.append(values)
+            if self._progress:
+                self._progress(values.size)
+        return np.concatenate(results)
+
+
+_INSTALLED: dict[str, tuple[Sequence[NDArray[Any]], Callable[[], Any]]] = {}
+
+
+def install(key: str, blob: bytes) -> None:
+    """Pool initializer: unpack the problem once in this worker, with one BLAS thread."""
+    _limit_threads()
+    _INSTALLED.clear()
+    _INSTALLED[key] = pickle.loads(blob)()
+
+
+def _evaluate_chunk(
+    source: tuple[str, bytes | None],
+    leaf_index: int,
+    indices: NDArray[np.intp],
+    points: Sequence[NDArray[Any]],
+) -> tuple[NDArray[Any], tuple[int, int, str] | None]:
+    """Run in a worker: loop over the chunk on the worker's own copy of the parameters.
+
+    A failure comes back as data (position, stencil point, message): the user's
+    exception may not pickle.
+    """
+    key, blob = source
+    if key not in _INSTALLED:
+        assert blob is not None, "a worker without the problem installed got no payload"
+        install(key, blob)
+    arrays, cost = _INSTALLED[key]
+    try:
+        values = evaluate_coordinates(
+            arrays[leaf_index], indices.tolist(), [p.tolist() for p in points], cost
+        )
+    except CoordinateFailedError as failure:
+        cause = failure.__cause__
+        return np.empty(0), (failure.position, failure.offset, f"{type(cause).__name__}: {cause}")
+    return np.array(values).T, None
+
+
+def process_pool(workers: int, payload: Payload) -> tuple[ProcessPoolExecutor, str]:
+    """Start a process pool whose workers each unpack the problem once, at start-up."""
+    import multiprocessing
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    key = uuid.uuid4().hex
+    blob = dumps(payload)
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=install,
+        initargs=(key, blob),
+    )
+    return pool, key
+
+
+def _limit_threads() -> None:
+    """One BLAS/OpenMP thread per worker: N workers x N threads would oversubscribe the cores."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+        return
+    threadpool_limits(1)
+
+
+def dumps(payload: object) -> bytes:
+    """Serialize a problem for another process; closures and lambdas need cloudpickle."""
+    import cloudpickle
+
+    return bytes(cloudpickle.dumps(payload))
