@@ -210,7 +210,7 @@ def test_check_module_target(runner, tmp_path, monkeypatch):
         (["check", "{target}:raises"], "raises() raised RuntimeError: cannot build the model"),
         (["check", "{target}:returns_number"], "returned a int; it should return (f, params)"),
         (["check", "{target}:right", "--method", "centrl"], "'centrl' is not one of"),
-        (["check", "{target}:right", "--mode", "bisect"], "'bisect' is not one of"),
+        (["check", "{target}:right", "--mode", "bisekt"], "'bisekt' is not one of"),
         (["check", "{target}:right", "--eps", "foo"], "'foo' is neither a number nor 'auto'"),
         (["check", "{target}:right", "--eps", "-1"], "'-1' must be positive"),
         (["check", "{target}:right", "--seed", "-2"], "-2 is not in the range x>=0"),

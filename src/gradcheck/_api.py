@@ -12,7 +12,7 @@ import numpy as np
 from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST, normalized_difference
 from ._engine import SCHEMES, Guard, Method, Mode, Plan, Problem, estimate
 from ._errors import CostFunctionError, InvalidArgumentError
-from ._options import require_callable, validate
+from ._options import DEFAULT_DETECTABLE, DEFAULT_MISS_PROBABILITY, require_callable, validate
 from ._pipeline import Subject, run
 from ._report import Report
 from ._scalar import cost_precision, to_scalar
@@ -48,6 +48,13 @@ def check(
     worst: int = DEFAULT_WORST,
     batch_size: int | None = None,
     time_steps: int | None = None,
+    batched: bool | Callable[..., Any] = False,
+    workers: int | None = None,
+    executor: Any = None,
+    progress: bool = True,
+    directions: int | None = None,
+    miss_probability: float = DEFAULT_MISS_PROBABILITY,
+    detectable: float = DEFAULT_DETECTABLE,
 ) -> Report:
     """Check analytic gradients against finite differences and explain any mismatch.
 
@@ -64,7 +71,11 @@ def check(
             or a float.
         method: "central", "forward", "backward", "central4" (fourth order) or
             "complex" (complex step; the cost must accept complex parameters).
-        mode: "full" checks every coordinate; "sample" a seeded sample of each array.
+        mode: "full" checks every coordinate; "sample" a seeded sample of each array;
+            "directional" checks each array along a few random directions (2 evaluations
+            each) with a stated miss probability; "bisect" does that and then finds the
+            wrong elements of a failing array by halving it (about 4 log2(n) evaluations
+            per wrong element).
         samples: for mode="sample": a count per array (int) or a fraction of each (float).
         seed: seeds every random choice, so a check can be repeated exactly.
         thresholds: the verdict thresholds (correct, acceptable, suspicious).
@@ -72,6 +83,21 @@ def check(
         batch_size: the number of examples m, if known: a gradient off by a factor m
             or 1/m is then named as a missing or doubled 1/m.
         time_steps: the number of time steps T of a recurrent model, likewise.
+        batched: True if ``f`` also accepts params in which one array carries an extra
+            leading batch axis of B perturbed copies (and then returns B costs); or a
+            callable ``batched(params, name, indices, values)`` returning the B costs of
+            setting coordinate ``indices[b]`` of array ``name`` to ``values[b]``. The batch
+            size is chosen per array by timing it against the plain loop.
+        workers: evaluate in this many worker processes (each with one copy of params).
+        executor: a ``concurrent.futures.Executor`` or a Dask ``distributed.Client`` (or its
+            ``get_executor()``) to evaluate on; ``f`` and params are sent with cloudpickle.
+        progress: show a progress bar on a terminal when a check takes over a second.
+        directions: directional modes: random directions per array (default: enough for
+            ``miss_probability`` at ``detectable``).
+        miss_probability: directional modes: the chance of missing an error of relative
+            size ``detectable`` in an array (1e-6 by default).
+        detectable: directional modes: ``||error|| / ||gradient||`` of an array that must be
+            caught with that probability (1e-3 by default).
 
     Returns:
         A Report: ``difference``, ``verdict``, ``passed``, per-parameter results in
@@ -94,7 +120,9 @@ def check(
     require_callable(f, "f")
     options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps)  # fmt: skip
+                       time_steps=time_steps, batched=batched, workers=workers,
+                       executor=executor, progress=progress, directions=directions,
+                       miss_probability=miss_probability, detectable=detectable)  # fmt: skip
     flat = flatten(params)
     wants_pair = grads is None
 
@@ -136,6 +164,13 @@ def check_layer(
     worst: int = DEFAULT_WORST,
     batch_size: int | None = None,
     time_steps: int | None = None,
+    batched: bool | Callable[..., Any] = False,
+    workers: int | None = None,
+    executor: Any = None,
+    progress: bool = True,
+    directions: int | None = None,
+    miss_probability: float = DEFAULT_MISS_PROBABILITY,
+    detectable: float = DEFAULT_DETECTABLE,
 ) -> Report:
     """Check one layer, or any array-valued function, through a vector-Jacobian product.
 
@@ -159,6 +194,14 @@ def check_layer(
         worst: as for `check`.
         batch_size: as for `check`.
         time_steps: as for `check`.
+        batched: as for `check` (True: ``forward`` accepts one input stacked along a new
+            first axis and returns a stack of outputs).
+        workers: as for `check`.
+        executor: as for `check`.
+        progress: as for `check`.
+        directions: as for `check`.
+        miss_probability: as for `check`.
+        detectable: as for `check`.
 
     Example:
         >>> import numpy as np, gradcheck
@@ -175,11 +218,15 @@ def check_layer(
     require_callable(backward, "backward")
     options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps)  # fmt: skip
+                       time_steps=time_steps, batched=batched, workers=workers,
+                       executor=executor, progress=progress, directions=directions,
+                       miss_probability=miss_probability, detectable=detectable)  # fmt: skip
     everything = flatten(inputs)
 
     def evaluate(tree: Any) -> Any:
-        return np.sum(_layer_output(forward(tree)) * dout)
+        # Sum over the output's own axes only, so a batched forward gives one cost each.
+        axes = tuple(range(-dout.ndim, 0)) or None
+        return np.sum(_layer_output(forward(tree)) * dout, axis=axes)
 
     def repeat() -> tuple[float, bool]:
         return to_scalar(_at_base(evaluate, inputs), where=_AT_BASE), False

@@ -71,14 +71,23 @@ def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--method", type=click.Choice(METHODS), default="central", show_default=True,
                      help="Finite-difference scheme."),
-        click.option("--mode", type=click.Choice(MODES[:2]), default="full", show_default=True,
-                     help="Check every coordinate, or a seeded sample of each array."),
+        click.option("--mode", type=click.Choice(MODES), default="full", show_default=True,
+                     help="full: every coordinate; sample: a seeded sample of each array; "
+                          "directional: random directions per array; bisect: directional, "
+                          "then find the wrong elements."),
         click.option("--samples", type=_Samples(), default=None,
                      help="With --mode sample: elements per array (int) or a fraction (float)."),
         click.option("--eps", type=_Eps(), default=None,
                      help="Step: a float, or 'auto'. Default: 1e-7 for float64."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Seed for every random choice."),
+        click.option("--directions", type=click.IntRange(min=1), default=None,
+                     help="Directional modes: directions per array (default: from a 1e-6 "
+                          "miss probability)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Evaluate in this many worker processes."),
+        click.option("--progress/--no-progress", default=True, show_default=True,
+                     help="Progress bar for checks longer than a second (terminal only)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
                      default=None, help="Also write the JSON report to this file ('-': stdout)."),
     ]  # fmt: skip
@@ -101,8 +110,34 @@ def cli() -> None:
     help="Inject a catalogue mistake into the demo network (see --list-bugs).",
 )
 @click.option("--list-bugs", is_flag=True, help="List the catalogue mistakes and exit.")
+@click.option(
+    "--layers",
+    default="2,20,20,1",
+    show_default=True,
+    metavar="N0,N1,...",
+    help="Units per layer, input first (ends in 1: sigmoid output; else softmax).",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(["relu", "tanh", "sigmoid"]),
+    default="relu",
+    show_default=True,
+    help="Hidden activation.",
+)
+@click.option(
+    "--batched",
+    is_flag=True,
+    help="Use the network's batched cost (reruns only the layers above a change).",
+)
 @_check_options
-def demo(bug: str | None, list_bugs: bool, **options: Any) -> None:
+def demo(
+    bug: str | None,
+    list_bugs: bool,
+    layers: str,
+    activation: str,
+    batched: bool,
+    **options: Any,
+) -> None:
     """Check the built-in NumPy network's hand-written backpropagation.
 
     The network is LINEAR->RELU->LINEAR->RELU->LINEAR->SIGMOID with L2
@@ -121,7 +156,18 @@ def demo(bug: str | None, list_bugs: bool, **options: Any) -> None:
             f"{bug!r} is not a catalogue mistake; choose one of: {', '.join(BUGS)}",
             param_hint="'--bug'",
         )
-    network = make_network()
+    try:
+        sizes = tuple(int(units) for units in layers.split(","))
+        network = make_network(sizes, activation=activation)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--layers'") from exc
+    if bug is not None and len(sizes) != 4:
+        raise click.BadParameter(
+            "the catalogue mistakes are written for three dense layers (e.g. 2,20,20,1)",
+            param_hint="'--layers'",
+        )
+    if batched:
+        options["batched"] = network.perturbed_costs
     json_path = options.pop("json_path")
     console = _console(json_path)
     console.print(f"[bold]Demo network[/bold]: {network.describe()}, {network.size:,} parameters"

@@ -11,12 +11,16 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._tree import FlatParams, Leaf
+
+if TYPE_CHECKING:
+    from ._engine import DirectionalResult
 
 DEFAULT_THRESHOLDS = (1e-7, 1e-5, 1e-3)
 DEFAULT_WORST = 5
@@ -112,6 +116,8 @@ class ParamReport:
     error_bar: float = math.nan
     """The difference that finite-difference error alone (round-off and truncation) would
     give, estimated from extra evaluations at other steps; nan where not estimated."""
+    directions: int = 0
+    """Random directions it was checked along (directional and bisect modes; 0 otherwise)."""
     elements: Elements | None = field(default=None, repr=False, compare=False)
     """All checked elements' values (None for a report read back from JSON)."""
 
@@ -253,4 +259,57 @@ def _compare_leaf(
             numeric=numeric,
             excluded=skip.copy(),
         ),
+    )
+
+
+def compare_directional(
+    result: DirectionalResult,
+    analytic: NDArray[np.float64],
+    flat: FlatParams,
+    thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS,
+    worst: int = DEFAULT_WORST,
+) -> Comparison:
+    """Compare along random directions per tensor, plus any elements bisection checked.
+
+    A tensor's difference is the largest per-direction error relative to twice its
+    analytic norm (see `Projection.difference`); the overall difference is the largest
+    over tensors.
+    """
+    order = np.argsort(np.asarray(result.coordinates, dtype=np.intp), kind="stable")
+    coordinates = np.asarray(result.coordinates, dtype=np.intp)[order]
+    numeric = np.asarray(result.values, dtype=np.float64)[order]
+    params = []
+    for leaf, projection in zip(flat.leaves, result.projections, strict=True):
+        lo, hi = np.searchsorted(coordinates, [leaf.offset, leaf.offset + leaf.size])
+        mine = coordinates[lo:hi]
+        a, n = analytic[mine], numeric[lo:hi]
+        finite = np.isfinite(a) & np.isfinite(n)
+        elements = _compare_leaf(leaf, mine, n, a, finite, np.zeros(len(mine), dtype=bool),
+                                 thresholds, worst)  # fmt: skip
+        if projection is None:
+            params.append(elements)
+            continue
+        difference = projection.difference
+        part = analytic[leaf.offset : leaf.offset + leaf.size]
+        verdict = Verdict.BUG if math.isnan(difference) else Verdict.of(difference, thresholds)
+        params.append(
+            replace(
+                elements,
+                checked=leaf.size,
+                difference=difference,
+                verdict=verdict,
+                passed=verdict.passes,
+                directions=len(projection.analytic),
+                norm_analytic=float(np.linalg.norm(part)),
+                norm_numeric=float(np.sqrt(np.mean(projection.numeric**2))),
+            )
+        )
+    differences = [p.difference for p in params if p.directions]
+    difference = max(differences, default=0.0)
+    return Comparison(
+        difference=difference,
+        verdict=Verdict.BUG if math.isnan(difference) else Verdict.of(difference, thresholds),
+        params=tuple(params),
+        checked=flat.size,
+        thresholds=thresholds,
     )

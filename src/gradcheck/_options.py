@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,7 +15,8 @@ from ._errors import InvalidArgumentError, invalid_choice
 
 Eps = float | Literal["auto"] | None
 
-_UNSUPPORTED_MODES = {"directional", "bisect"}
+DEFAULT_MISS_PROBABILITY = 1e-6
+DEFAULT_DETECTABLE = 1e-3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +32,19 @@ class Options:
     worst: int
     hints: Mapping[str, int]
     """Sizes that name scale factors in findings: "batch_size" (m), "time_steps" (T)."""
+    batched: bool | Callable[..., Any] = False
+    """True: f accepts params with one array stacked along a new first axis; a callable:
+    ``batched(params, name, indices, values)`` gives the costs of single-coordinate changes."""
+    workers: int | None = None
+    executor: Any = None
+    """A concurrent.futures.Executor (or a Dask client) to evaluate on."""
+    progress: bool = True
+    """Show a progress bar on a terminal for checks that take more than about a second."""
+    directions: int | None = None
+    """Directions per tensor in the directional modes (None: from miss_probability)."""
+    miss_probability: float = DEFAULT_MISS_PROBABILITY
+    detectable: float = DEFAULT_DETECTABLE
+    """The relative error size ||e|| / ||g|| for which miss_probability is guaranteed."""
 
 
 def validate(
@@ -44,6 +58,13 @@ def validate(
     worst: Any = DEFAULT_WORST,
     batch_size: Any = None,
     time_steps: Any = None,
+    batched: Any = False,
+    workers: Any = None,
+    executor: Any = None,
+    progress: Any = True,
+    directions: Any = None,
+    miss_probability: Any = DEFAULT_MISS_PROBABILITY,
+    detectable: Any = DEFAULT_DETECTABLE,
 ) -> Options:
     """Check every option and return them as `Options`.
 
@@ -52,9 +73,28 @@ def validate(
     """
     scheme = SCHEMES[_choice("method", method, METHODS)]
     mode = _choice("mode", mode, MODES)
-    if mode in _UNSUPPORTED_MODES:
+    if mode in ("directional", "bisect") and scheme.name != "central":
         raise InvalidArgumentError(
-            f"mode={mode!r} is not available in this version; use mode='full' or mode='sample'."
+            f"method={scheme.name!r} with mode={mode!r}: the directional modes use central "
+            "differences along random directions; leave method at 'central'."
+        )
+    if directions is not None and mode not in ("directional", "bisect"):
+        raise InvalidArgumentError(
+            f"directions={directions!r} only applies to mode='directional' or 'bisect'."
+        )
+    if not (isinstance(batched, bool) or callable(batched)):
+        raise InvalidArgumentError(
+            f"batched={batched!r} must be True (f accepts a batch along a new first axis of "
+            "one parameter), False, or a callable batched(params, name, indices, values)."
+        )
+    if batched is not False and (workers is not None or executor is not None):
+        raise InvalidArgumentError(
+            "batched= and workers= / executor= are alternatives: pick one way to speed up."
+        )
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise InvalidArgumentError(
+            f"executor={executor!r} has no submit(): pass a concurrent.futures.Executor "
+            "(e.g. ProcessPoolExecutor, or a Dask client's get_executor()) or a Dask client."
         )
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 1:
         raise InvalidArgumentError(f"worst={worst!r} must be a positive int (elements listed).")
@@ -72,6 +112,13 @@ def validate(
         thresholds=_thresholds(thresholds),
         worst=worst,
         hints=hints,
+        batched=batched,
+        workers=None if workers is None else _positive_int("workers", workers),
+        executor=executor,
+        progress=bool(progress),
+        directions=None if directions is None else _positive_int("directions", directions),
+        miss_probability=_probability("miss_probability", miss_probability),
+        detectable=_probability("detectable", detectable),
     )
 
 
@@ -93,6 +140,12 @@ def _positive_int(argument: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise InvalidArgumentError(f"{argument}={value!r} must be a positive int or None.")
     return int(value)
+
+
+def _probability(argument: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, float | int) or not 0 < value < 1:
+        raise InvalidArgumentError(f"{argument}={value!r} must be a number between 0 and 1.")
+    return float(value)
 
 
 def _eps(eps: Any) -> Eps:

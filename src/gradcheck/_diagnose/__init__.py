@@ -79,6 +79,18 @@ class Diagnosis:
     """Extra cost evaluations the diagnosis spent."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Kink:
+    """An element where the step crosses a kink of the cost."""
+
+    local: int
+    analytic: float
+    left: float
+    right: float
+    within: bool
+    """The analytic value lies between the one-sided slopes."""
+
+
 @dataclass(slots=True)
 class _Leaf:
     """Working state for one parameter during diagnosis."""
@@ -88,7 +100,7 @@ class _Leaf:
     error_bar: float = math.nan
     error_norm: float = 0.0
     refined: int = 0
-    kinks: list[tuple[int, float, float, float]] | None = None
+    kinks: list[_Kink] | None = None
     confirmed: StepAnalysis | None = None
     confirmed_at: NDArray[np.intp] | None = None
     steps: NDArray[np.float64] | None = None
@@ -169,7 +181,7 @@ def _refine(
         result = analyze(probe.plus, probe.minus, probe.up, probe.down, base, analytic[batch],
                          resolution)  # fmt: skip
         state.refined += len(batch)
-        kink = result.kink & result.within
+        kink = result.kink  # left out of the verdict, listed in a finding
         gap = np.abs(analytic[batch] - result.refined)
         tolerance = np.maximum(
             NOISE_FACTOR * result.uncertainty,
@@ -178,11 +190,14 @@ def _refine(
         agrees = ~kink & (gap <= tolerance)
         errors.extend(np.abs(numeric[batch] - result.refined)[~kink].tolist())
         excluded[batch[kink]] = True
-        for row, left, right in zip(
-            batch[kink], result.left[kink], result.right[kink], strict=True
+        for row, left, right, within in zip(
+            batch[kink], result.left[kink], result.right[kink], result.within[kink], strict=True
         ):
             local = int(ev.numeric.indices[row]) - state.leaf.offset
-            state.kinks.append((local, float(analytic[row]), float(left), float(right)))
+            state.kinks.append(
+                _Kink(local=local, analytic=float(analytic[row]), left=float(left),
+                      right=float(right), within=bool(within))
+            )  # fmt: skip
         numeric[batch[agrees]] = result.refined[agrees]
         wrong = ~kink & ~agrees
         if wrong.any():
@@ -257,11 +272,12 @@ def _settle(
             )
             param = replace(param, verdict=Verdict.ACCEPTABLE, passed=True)
         if state.kinks:
-            local, kink_analytic, left, right = (
-                np.array(v) for v in zip(*state.kinks, strict=True)
+            kink_findings.append(
+                _benign.kinks(state.leaf, state.kinks, everything=param.checked == param.excluded)
             )
-            kink_findings.append(_benign.kinks(state.leaf, local, kink_analytic, left, right))
-        if param.checked and param.norm_analytic == 0 and param.norm_numeric == 0:
+        if param.checked > param.excluded + param.nonfinite and not (
+            param.norm_analytic or param.norm_numeric
+        ):
             unused_findings.append(_benign.unused(param.name))
         params.append(param)
 
@@ -306,9 +322,11 @@ def _explain(
     analytic: NDArray[np.float64],
 ) -> Finding:
     rows = np.arange(state.rows.start, state.rows.stop)
-    usable = np.isfinite(numeric[rows]) & np.isfinite(analytic[rows])
-    rows = rows[usable]
+    kinks = {kink.local for kink in state.kinks or ()}
     local = ev.numeric.indices[rows] - state.leaf.offset
+    usable = np.isfinite(numeric[rows]) & np.isfinite(analytic[rows])
+    usable &= ~np.isin(local, list(kinks))
+    rows, local = rows[usable], local[usable]
     theta = np.asarray(state.leaf.array, dtype=np.float64).reshape(-1)[local]
     magnitude = np.abs(analytic[rows]) + np.abs(numeric[rows])
     data = ParamData(

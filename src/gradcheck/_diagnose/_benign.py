@@ -71,29 +71,46 @@ def nonfinite(coordinates: NDArray[np.intp], side: str, flat: FlatParams) -> lis
     return findings
 
 
-def kinks(
-    leaf: Leaf,
-    local: NDArray[np.intp],
-    analytic: NDArray[np.float64],
-    left: NDArray[np.float64],
-    right: NDArray[np.float64],
-) -> Finding:
-    """The elements whose mismatch is a kink crossed by the step, with a valid analytic value."""
-    indices = [leaf.index_of(int(i)) for i in local]
+def kinks(leaf: Leaf, found: Sequence[Any], *, everything: bool = False) -> Finding:
+    """Elements whose mismatch is a kink the step crosses; left out of the verdict.
+
+    Args:
+        leaf: the parameter.
+        found: the kinks (``local``, ``analytic``, ``left``, ``right``, ``within``).
+        everything: every checked element of the parameter sits on a kink.
+    """
+    inside = [k for k in found if k.within]
+    outside = [k for k in found if not k.within]
+    parts = []
+    if inside:
+        spots = _list(leaf.name, [leaf.index_of(k.local) for k in inside])
+        parts.append(
+            f"The cost has a kink (not differentiable: ReLU at 0, a max tie, |x| at 0, a hinge "
+            f"corner) at {spots}, and the analytic values lie between the left and right "
+            "slopes, so these elements are left out of the verdict"
+        )
+    if outside:
+        spots = _list(leaf.name, [leaf.index_of(k.local) for k in outside])
+        parts.append(
+            f"at the kinks at {spots} the analytic values lie outside the one-sided slopes "
+            "along the coordinate: right for a nearby point (a tie broken one way) but "
+            "not verifiable by perturbing one element, so they are left out too"
+        )
+    message = "; ".join(parts)
+    message = message[:1].upper() + message[1:]
+    if everything:
+        message += f"; every checked element of {leaf.name} is at a kink, so none was verified"
     return Finding(
         kind="kink",
         param=leaf.name,
-        message=(
-            f"The cost has a kink (not differentiable: ReLU at 0, a max tie, |x| at 0, a hinge "
-            f"corner) at {_list(leaf.name, indices)}; the analytic values lie between the "
-            "left and right slopes, so these elements are left out of the verdict."
-        ),
+        message=message + ".",
         detail={
-            "count": len(indices),
-            "indices": [list(i) for i in indices],
-            "analytic": analytic.tolist(),
-            "left_slope": left.tolist(),
-            "right_slope": right.tolist(),
+            "count": len(found),
+            "indices": [list(leaf.index_of(k.local)) for k in found],
+            "analytic": [k.analytic for k in found],
+            "left_slope": [k.left for k in found],
+            "right_slope": [k.right for k in found],
+            "within": [k.within for k in found],
         },
     )
 

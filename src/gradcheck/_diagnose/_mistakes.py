@@ -26,6 +26,10 @@ EXPLAINED = 0.1
 of ``||analytic - numeric||`` (so it accounts for at least 99% of the squared mismatch)."""
 
 _FACTOR_TOLERANCE = 2e-3
+_MIN_ELEMENTS = 2
+"""A one-number fit needs at least this many elements behind it."""
+_MIN_ELEMENTS_TWO = 8
+"""A two-number fit needs this many, or it fits a few elements by chance."""
 _LISTED = 4
 
 
@@ -61,22 +65,47 @@ class ParamData:
         return error > self.tolerance * (np.abs(self.analytic) + np.abs(self.numeric) + self.scale)
 
 
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """A pattern fitted to the mismatch: the finding it would make, and what it leaves over."""
+
+    finding: Finding
+    residual: float
+    """``||analytic - fitted||``: the part of the mismatch the pattern does not explain."""
+    parameters: int
+    """Numbers fitted (a factor, an L2 strength): fewer is simpler."""
+
+
 def explain(data: ParamData, hints: Mapping[str, int]) -> Finding:
-    """Return the finding that best explains why this parameter's gradient is wrong."""
-    if _mismatch(data) == 0:
-        return _localized(data)
-    for detector in (_zero, _scale_or_sign, _l2_term, _scaled_data_term, _transpose):
-        finding = detector(data, hints)
-        if finding is not None:
-            return finding
-    return _localized(data)
+    """Return the finding that best explains why this parameter's gradient is wrong.
+
+    Every pattern is fitted; among those that explain the mismatch, the simplest wins
+    unless a richer one leaves less than a tenth of its residual (a missing 1/m next to a
+    correct L2 term looks like a plain factor 5.7 until both terms are fitted).
+    """
+    mismatch = _mismatch(data)
+    if mismatch == 0:
+        return describe_elements(data)
+    zero = _zero(data)
+    if zero is not None:
+        return zero
+    fits = [
+        fit
+        for detector in (_scale_or_sign, _l2_term, _scaled_data_term, _transpose)
+        if (fit := detector(data, hints)) is not None and fit.residual <= EXPLAINED * mismatch
+    ]
+    if not fits:
+        return describe_elements(data)
+    best = min(fit.residual for fit in fits)
+    good_enough = [fit for fit in fits if fit.residual <= 10 * best + 1e-9 * mismatch]
+    return min(good_enough, key=lambda fit: (fit.parameters, fit.residual)).finding
 
 
 def _mismatch(data: ParamData) -> float:
     return float(np.linalg.norm(data.analytic - data.numeric))
 
 
-def _zero(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
+def _zero(data: ParamData) -> Finding | None:
     numeric_norm = float(np.linalg.norm(data.numeric))
     if numeric_norm == 0 or np.linalg.norm(data.analytic) > 1e-12 * numeric_norm:
         return None
@@ -92,46 +121,43 @@ def _zero(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
     )
 
 
-def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
+def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
+    """Fit analytic = c * numeric."""
     a, n = data.analytic, data.numeric
     nn = float(n @ n)
-    if nn == 0:
+    if nn == 0 or len(a) < _MIN_ELEMENTS:
         return None
     factor = float(a @ n) / nn
     residual = float(np.linalg.norm(a - factor * n))
-    if residual > EXPLAINED * _mismatch(data):
-        return None
-    explained = 1 - (residual / _mismatch(data)) ** 2
-    detail = {"factor": factor, "explained": explained}
+    detail = {"factor": factor, "explained": 1 - (residual / _mismatch(data)) ** 2}
     if abs(factor + 1) < _FACTOR_TOLERANCE:
-        return Finding(
-            kind="sign",
-            param=data.name,
-            message=(
-                f"The analytic gradient of {data.name} is the numeric one with its sign flipped "
-                "(factor -1): a subtraction written the wrong way round, or a gradient ascent step."
-            ),
-            detail=detail,
+        message = (
+            f"The analytic gradient of {data.name} is the numeric one with its sign flipped "
+            "(factor -1): a subtraction written the wrong way round, or a gradient ascent step."
         )
+        return _Fit(Finding(kind="sign", param=data.name, message=message, detail=detail),
+                    residual, 1)  # fmt: skip
     named, cause = name_factor(abs(factor), hints)
     if factor < 0:
         message = (
             f"The analytic gradient of {data.name} is {named} the numeric one with the sign "
             f"flipped (factor {factor:.4g}): {cause}, and a sign error."
         )
-        return Finding(kind="sign", param=data.name, message=message, detail=detail)
+        return _Fit(Finding(kind="sign", param=data.name, message=message, detail=detail),
+                    residual, 1)  # fmt: skip
     message = f"The analytic gradient of {data.name} is {named} the numeric one: {cause}."
-    return Finding(kind="scale", param=data.name, message=message, detail=detail)
+    return _Fit(Finding(kind="scale", param=data.name, message=message, detail=detail),
+                residual, 1)  # fmt: skip
 
 
-def _l2_term(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
+def _l2_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
+    """Fit analytic = numeric + mu * theta: a missing (mu < 0) or extra L2 term."""
     theta_norm2 = float(data.theta @ data.theta)
-    if theta_norm2 == 0:
+    if theta_norm2 == 0 or len(data.theta) < _MIN_ELEMENTS:
         return None
     gap = data.analytic - data.numeric
     mu = float(gap @ data.theta) / theta_norm2
-    if np.linalg.norm(gap - mu * data.theta) > EXPLAINED * _mismatch(data):
-        return None
+    residual = float(np.linalg.norm(gap - mu * data.theta))
     strength = abs(mu)
     detail = {"lambda": strength, "coefficient": mu}
     if mu < 0:
@@ -146,64 +172,77 @@ def _l2_term(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
             f"{data.name}: an L2 gradient that the cost does not have, or one added twice "
             f"(lambda/m = {strength:.4g})."
         )
-    return Finding(kind="missing_l2", param=data.name, message=message, detail=detail)
+    return _Fit(Finding(kind="missing_l2", param=data.name, message=message, detail=detail),
+                residual, 1)  # fmt: skip
 
 
-def _scaled_data_term(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
+def _scaled_data_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
     """Fit analytic = c * numeric + mu * theta: the loss term scaled, the L2 term right."""
     a, n, t = data.analytic, data.numeric, data.theta
-    if float(t @ t) == 0:
+    if float(t @ t) == 0 or len(a) < _MIN_ELEMENTS_TWO:
         return None
     basis = np.stack([n, t], axis=1)
     (factor, mu), *_ = np.linalg.lstsq(basis, a, rcond=None)
-    if np.linalg.norm(a - basis @ np.array([factor, mu])) > EXPLAINED * _mismatch(data):
-        return None
-    if abs(factor - 1) < _FACTOR_TOLERANCE or abs(1 - factor) < 1e-12:
+    residual = float(np.linalg.norm(a - basis @ np.array([factor, mu])))
+    if abs(factor - 1) < _FACTOR_TOLERANCE:
         return None
     l2 = float(mu / (1 - factor))  # a = c (n - l2 t) + l2 t
     named, cause = name_factor(abs(float(factor)), hints)
+    flipped = " with the sign flipped" if factor < 0 else ""
     message = (
-        f"The loss part of the analytic gradient of {data.name} is {named} the numeric one "
-        f"(its L2 part, {l2:.4g} * {data.name}, is right): {cause}."
+        f"The loss part of the analytic gradient of {data.name} is {named} the numeric "
+        f"one{flipped} (its L2 part, {l2:.4g} * {data.name}, is right): {cause}."
     )
     detail = {"factor": float(factor), "l2_coefficient": l2}
-    return Finding(
-        kind="sign" if factor < 0 else "scale", param=data.name, message=message, detail=detail
-    )
+    kind = "sign" if factor < 0 else "scale"
+    return _Fit(Finding(kind=kind, param=data.name, message=message, detail=detail), residual, 2)
 
 
-def _transpose(data: ParamData, hints: Mapping[str, int]) -> Finding | None:
+def _transpose(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
+    """Fit analytic = numeric with axes permuted, allowing a correct L2 term on top.
+
+    With weight decay, analytic = P(data) + mu theta while P(numeric) = P(data) + mu P(theta),
+    so the two differ by mu (theta - P(theta)); that difference is fitted too.
+    """
     if not data.complete or len(data.shape) < 2 or len(data.shape) > 4:
         return None
-    full_n = np.empty(math.prod(data.shape))
-    full_n[data.local] = data.numeric
-    full_a = np.empty_like(full_n)
-    full_a[data.local] = data.analytic
-    numeric, analytic = full_n.reshape(data.shape), full_a.reshape(data.shape)
-    limit = EXPLAINED * _mismatch(data)
+    numeric, analytic, theta = (_full(data, values) for values in
+                                (data.numeric, data.analytic, data.theta))  # fmt: skip
+    fits = []
     for axes in itertools.permutations(range(len(data.shape))):
         if list(axes) == sorted(axes):
             continue
         swapped = np.transpose(numeric, axes)
         reshaped = swapped.shape != data.shape
-        candidate = swapped.reshape(data.shape)
-        if np.linalg.norm(analytic - candidate) <= limit:
-            how = (
-                "laid out in the shape of the transpose and reshaped" if reshaped else "transposed"
-            )
-            return Finding(
-                kind="transpose",
-                param=data.name,
-                message=(
-                    f"The analytic gradient of {data.name} is the numeric one {how} "
-                    f"(axes {axes}): e.g. dW = A.T @ dZ where dZ @ A.T belongs."
-                ),
-                detail={"axes": list(axes), "reshaped": reshaped},
-            )
-    return None
+        gap = (analytic - swapped.reshape(data.shape)).reshape(-1)
+        spread = (theta - np.transpose(theta, axes).reshape(data.shape)).reshape(-1)
+        mu = float(gap @ spread) / float(spread @ spread) if np.any(spread) else 0.0
+        residual = float(np.linalg.norm(gap - mu * spread))
+        how = "laid out in the shape of the transpose and reshaped" if reshaped else "transposed"
+        l2 = f" (its L2 part, {mu:.4g} * {data.name}, is right)" if abs(mu) > 1e-12 else ""
+        message = (
+            f"The analytic gradient of {data.name} is the numeric one {how}{l2} (axes "
+            f"{axes}): e.g. dW = A.T @ dZ where dZ @ A.T belongs."
+        )
+        finding = Finding(kind="transpose", param=data.name, message=message,
+                          detail={"axes": list(axes), "reshaped": reshaped, "l2": mu})  # fmt: skip
+        fits.append(_Fit(finding, residual, 1 if l2 else 0))
+    return min(fits, key=lambda fit: fit.residual, default=None)
 
 
-def _localized(data: ParamData) -> Finding:
+def _full(data: ParamData, values: NDArray[np.float64]) -> NDArray[np.float64]:
+    full = np.empty(math.prod(data.shape))
+    full[data.local] = values
+    return full.reshape(data.shape)
+
+
+def describe_elements(data: ParamData, among: int | None = None) -> Finding:
+    """Say how many elements disagree, where (rows, columns), and their values.
+
+    Args:
+        data: the checked elements.
+        among: the tensor's size when the elements were found by bisection.
+    """
     off = data.off()
     if not off.any():  # the mismatch is spread thin: describe the worst elements
         order = np.argsort(-np.abs(data.analytic - data.numeric))[:_LISTED]
@@ -219,10 +258,12 @@ def _localized(data: ParamData) -> Finding:
     )
     where = _where(data, positions)
     pattern = _common_ratio(data, positions)
-    message = (
-        f"{count} of {checked} checked elements of {data.name} disagree{where}{pattern}: "
-        f"{listed}{' ...' if count > _LISTED else ''}."
+    how_many = (
+        f"{count} of {checked} checked elements of {data.name} disagree"
+        if among is None
+        else f"{count} of the {among:,} elements of {data.name} disagree (found by bisection)"
     )
+    message = f"{how_many}{where}{pattern}: {listed}{' ...' if count > _LISTED else ''}."
     detail: dict[str, Any] = {
         "count": count,
         "checked": checked,

@@ -23,6 +23,8 @@ RATIO = 4.0
 
 _SIGNAL = 10.0
 """A one-sided jump counts as real when it exceeds this many times the round-off noise."""
+_STEADY = (0.5, 2.0)
+"""Range of the ratio of jumps at steps 4x apart that counts as constant."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,13 +74,23 @@ def analyze(
     central = (plus - minus) / (up + down)
     noise = 4 * resolution * max(abs(base), np.finfo(np.float64).tiny) / np.minimum(up, down)
 
+    # The jump between the one-sided slopes, (f(x+s) - 2 f(x) + f(x-s)) / s, is constant in
+    # s at a kink, grows like s from curvature and falls like 1/s from round-off: with steps
+    # 4x apart, a kink keeps it within a factor 2 over three steps in a row, same sign.
     jump = right - left
     signal = np.abs(jump) > _SIGNAL * noise
-    # A kink keeps its jump as s shrinks; curvature makes the jump shrink like s (4x per step).
-    steady = signal[:, :-1] & signal[:, 1:] & (np.abs(jump[:, 1:]) < 2 * np.abs(jump[:, :-1]))
-    same_sign = np.sign(jump[:, :-1]) == np.sign(jump[:, 1:])
-    kink = np.any(steady & same_sign, axis=1)
-    first = np.argmax(signal, axis=1)  # smallest step whose jump is real
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(jump[:, 1:]) / np.abs(jump[:, :-1])
+    steady = (
+        signal[:, :-1]
+        & signal[:, 1:]
+        & (np.sign(jump[:, :-1]) == np.sign(jump[:, 1:]))
+        & (ratio >= _STEADY[0])
+        & (ratio <= _STEADY[1])
+    )
+    run = steady[:, :-1] & steady[:, 1:]  # two steady pairs: three steps
+    kink = run.any(axis=1)
+    first = np.argmax(run, axis=1)  # smallest step of the first steady run
     rows = np.arange(len(first))
     lo = np.minimum(left[rows, first], right[rows, first])
     hi = np.maximum(left[rows, first], right[rows, first])

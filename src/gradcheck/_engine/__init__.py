@@ -16,6 +16,15 @@ from numpy.typing import NDArray
 
 from .._errors import CostFunctionError
 from .._tree import FlatParams, Leaf
+from ._directional import (
+    DirectionalResult,
+    DirectionFailedError,
+    Prober,
+    Projection,
+    check_directions,
+    directions_for,
+    miss_probability,
+)
 from ._executors import BatchedCost, BatchedExecutor, Executor, LoopExecutor, PoolExecutor
 from ._modes import MODES, Mode, select_coordinates
 from ._perturb import CoordinateFailedError, Guard, evaluate_coordinates, flat_view
@@ -36,6 +45,7 @@ __all__ = [
     "SCHEMES",
     "BatchedCost",
     "BatchedExecutor",
+    "DirectionalResult",
     "Executor",
     "Guard",
     "LoopExecutor",
@@ -45,9 +55,13 @@ __all__ = [
     "Plan",
     "PoolExecutor",
     "Problem",
+    "Projection",
     "Scheme",
     "StepProbe",
+    "directions_for",
     "estimate",
+    "estimate_directional",
+    "miss_probability",
     "precision_of",
     "probe_steps",
     "resolution_of",
@@ -81,6 +95,9 @@ class Problem:
     """The arrays to perturb: the user's own, or complex copies for the complex step."""
     base_value: float | complex
     """The cost at the unperturbed point (reused by one-sided schemes)."""
+    target: Any = None
+    """The parameter tree the cost reads (holding the leaves' arrays), for batched and
+    parallel evaluation."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,3 +273,58 @@ def probe_steps(
             down[mine] = np.real(x[:, None] - low).astype(np.float64)
     return StepProbe(coordinates=coordinates, plus=plus, minus=minus, up=up, down=down,
                      evaluations=2 * k * count)  # fmt: skip
+
+
+def estimate_directional(
+    problem: Problem,
+    analytic: NDArray[np.float64],
+    *,
+    eps: Eps,
+    cost_dtype: np.dtype[Any] | None,
+    directions: int,
+    tolerance: float,
+    bisect: bool,
+    seed: int,
+) -> DirectionalResult:
+    """Check each tensor along random directions; with ``bisect``, localize failures.
+
+    Args:
+        problem: what to perturb and evaluate.
+        analytic: the analytic gradient over all of theta.
+        eps: the step per coordinate (a direction moves every coordinate by about it).
+        cost_dtype: the cost's precision.
+        directions: k, directions per tensor.
+        tolerance: the per-direction threshold relative to twice the analytic norm.
+        bisect: halve failing tensors down to the wrong elements.
+        seed: seeds the directions.
+
+    Raises:
+        CostFunctionError: the cost raised while a direction was applied.
+    """
+    probers: list[Prober | None] = []
+    base = abs(float(np.real(problem.base_value)))
+    for leaf_index, leaf in enumerate(problem.flat.leaves):
+        if leaf.size == 0:
+            probers.append(None)
+            continue
+        resolution = precision_of(leaf.dtype, cost_dtype)
+        x = np.asarray(leaf.array.real, dtype=np.float64).reshape(-1)
+        step = float(np.median(requested_steps(SCHEMES["central"], x, eps, resolution)))
+        part = analytic[leaf.offset : leaf.offset + leaf.size]
+        probers.append(Prober(leaf, part, problem.cost, step, resolution * base / step, seed,
+                              leaf_index))  # fmt: skip
+    try:
+        return check_directions(probers, directions, tolerance, bisect)
+    except DirectionFailedError as failure:
+        leaf, cause = failure.leaf, failure.__cause__
+        if failure.hi - failure.lo == 1:
+            index = leaf.index_of(failure.lo)
+            where = f"{leaf.describe()}[{', '.join(map(str, index))}]" if index else leaf.describe()
+        else:
+            span = f"{failure.lo}..{failure.hi - 1}"
+            where = f"a random direction over elements {span} of {leaf.describe()}"
+        raise CostFunctionError(
+            f"the cost function raised {type(cause).__name__}: {cause} while {where} was "
+            "perturbed. Your arrays have been restored.",
+            param=leaf.name,
+        ) from cause

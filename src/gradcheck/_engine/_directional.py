@@ -163,7 +163,11 @@ class Prober:
         up = ((x + h.astype(x.dtype)) - x).astype(np.float64)
         h = np.where(up > 0, up, h)
         points = [(x + c * h.astype(x.dtype)).astype(x.dtype).tolist() for c in (1.0, -1.0)]
-        columns = evaluate_coordinates(self.leaf.array, list(range(lo, hi)), points, self.cost)
+        try:
+            columns = evaluate_coordinates(self.leaf.array, list(range(lo, hi)), points, self.cost)
+        except CoordinateFailedError as failure:
+            at = lo + failure.position
+            raise DirectionFailedError(self.leaf, at, at + 1) from failure.__cause__
         self.evaluations += 2 * (hi - lo)
         values = np.real(np.array(columns))
         return (values[0] - values[1]) / (2 * h), h

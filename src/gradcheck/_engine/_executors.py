@@ -251,7 +251,7 @@ class PoolExecutor:
         *,
         installed: str | None = None,
     ) -> None:
-        self._workers = workers
+        self.workers = workers
         self._progress = progress
         self._submit = executor.submit
         self._source: Any
@@ -267,7 +267,7 @@ class PoolExecutor:
     def evaluate(
         self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
     ) -> NDArray[Any]:
-        parts = max(1, min(4 * self._workers, math.ceil(len(indices) / CHUNK)))
+        parts = max(1, min(4 * self.workers, math.ceil(len(indices) / CHUNK)))
         bounds = np.linspace(0, len(indices), parts + 1).astype(int)
         ranges = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds) if hi > lo]
         futures = [

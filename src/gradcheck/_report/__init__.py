@@ -28,6 +28,14 @@ class Settings:
     samples: int | float | None
     seed: int
     thresholds: tuple[float, float, float]
+    directions: int | None = None
+    """Random directions per tensor (directional and bisect modes)."""
+    miss_probability: float | None = None
+    """The stated chance that those directions all miss an error of `detectable` size."""
+    detectable: float | None = None
+    """Relative error size ||e|| / ||g|| of a tensor that the miss probability is stated for."""
+    executor: str = "loop"
+    """How the evaluations ran: "loop", "batched (B=...)", "2 workers", ..."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,4 +34,5 @@ def check_demo(bug: str | None = None, *, network: Network | None = None, **opti
     grads = network.gradients()
     if bug is not None:
         grads = load_bug(bug).apply(grads, network)
+    options.setdefault("batch_size", network.m)
     return check(network.cost, network.params, grads, **options)

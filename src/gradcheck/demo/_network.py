@@ -1,7 +1,9 @@
 """A small from-scratch NumPy network with hand-written backpropagation, layer by layer.
 
 The forward pass is also complex-safe (ReLU and the losses branch on the real part, no
-float() or abs()), so ``method="complex"`` works on it.
+float() or abs()), so ``method="complex"`` works on it, and it broadcasts over a leading
+batch axis on any parameter, so ``batched=True`` works on it too. `Network.perturbed_costs`
+is the faster batched cost: it reruns only the layers above the perturbed parameter.
 
 Column layout, as in the deeplearning.ai course: examples are columns, so a batch
 X has shape (n_x, m), W_l has shape (n_l, n_{l-1}) and b_l has shape (n_l, 1).
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,10 +73,10 @@ def sigmoid_cross_entropy(z: Array, y: Array) -> tuple[float, Array]:
     Computed from the logits with log(1 + e^-|z|) so it stays finite for large |z|.
     dZ = (sigmoid(Z) - Y) / m.
     """
-    m = y.shape[1]
+    m = y.shape[-1]
     positive = np.where(z.real > 0, z, 0.0)  # max(z, 0)
     magnitude = np.where(z.real >= 0, z, -z)  # |z|
-    loss = np.sum(positive - z * y + np.log1p(np.exp(-magnitude))) / m
+    loss = np.sum(positive - z * y + np.log1p(np.exp(-magnitude)), axis=(-2, -1)) / m
     return loss, (_sigmoid(z) - y) / m
 
 
@@ -83,19 +85,20 @@ def softmax_cross_entropy(z: Array, y: Array) -> tuple[float, Array]:
 
     dZ = (softmax(Z) - Y) / m.
     """
-    m = y.shape[1]
-    shifted = z - z.real.max(axis=0, keepdims=True)  # per column: softmax is shift-invariant
-    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=0, keepdims=True))
-    loss = -np.sum(y * log_probs) / m
+    m = y.shape[-1]
+    shifted = z - z.real.max(axis=-2, keepdims=True)  # per column: softmax is shift-invariant
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=-2, keepdims=True))
+    loss = -np.sum(y * log_probs, axis=(-2, -1)) / m
     return loss, (np.exp(log_probs) - y) / m
 
 
 # --- L2 regularization: lambd / (2m) * sum ||W||^2, biases not regularized ---------------
 
 
-def l2_forward(params: Params, lambd: float, m: int, layers: int) -> float:
-    """The L2 penalty lambd / (2m) * sum of squared weights."""
-    return lambd / (2 * m) * sum(np.sum(params[f"W{k}"] ** 2) for k in range(1, layers + 1))
+def l2_forward(params: Params, lambd: float, m: int, layers: int) -> Any:
+    """The L2 penalty lambd / (2m) * sum of squared weights (one per batch element if stacked)."""
+    squares = (np.sum(params[f"W{k}"] ** 2, axis=(-2, -1)) for k in range(1, layers + 1))
+    return lambd / (2 * m) * sum(squares)
 
 
 def l2_backward(W: Array, lambd: float, m: int) -> Array:
@@ -199,6 +202,41 @@ class Network:
     def gradients(self, params: Params | None = None) -> Params:
         """The hand-written gradients at ``params`` (the network's own by default)."""
         return self.cost_and_grads(self.params if params is None else params)[1]
+
+    def perturbed_costs(
+        self, params: Params, name: str, indices: NDArray[np.intp], values: Array
+    ) -> Array:
+        """Costs of B single-coordinate changes of one parameter, reusing what they don't change.
+
+        The batched cost that ``gradcheck.check(..., batched=net.perturbed_costs)`` takes:
+        B = len(indices) costs, the b-th with coordinate ``indices[b]`` of ``params[name]``
+        set to ``values[b]``. Layers below the changed one run once. The changed layer's
+        output is updated rather than recomputed (changing W[i, j] by d adds d * A_prev[j]
+        to row i of Z; changing b[i] adds d to row i), and only the layers above run B times.
+        """
+        layer, batch = int(name[1:]), len(indices)
+        a = self.X
+        for k in range(1, layer):
+            a = activation_forward(params[f"W{k}"] @ a + params[f"b{k}"], self.activation)[0]
+        z = params[f"W{layer}"] @ a + params[f"b{layer}"]  # [n_l, m]
+        current = params[name].reshape(-1)[indices]
+        delta = values - current  # exact: the values are x +- h
+        zb = np.repeat(z[None], batch, axis=0)  # [B, n_l, m]
+        if name.startswith("W"):
+            rows, cols = np.divmod(indices, a.shape[0])
+            zb[np.arange(batch), rows, :] += delta[:, None] * a[cols, :]
+        else:
+            zb[np.arange(batch), indices, :] += delta[:, None]
+        for k in range(layer + 1, self.layers + 1):
+            ab = activation_forward(zb, self.activation)[0]
+            zb = params[f"W{k}"] @ ab + params[f"b{k}"]
+        loss_fn = sigmoid_cross_entropy if self.output == "sigmoid" else softmax_cross_entropy
+        costs = np.asarray(loss_fn(zb, self.Y)[0])
+        if self.lambd:
+            costs = costs + l2_forward(params, self.lambd, self.m, self.layers)
+            if name.startswith("W"):
+                costs = costs + self.lambd / (2 * self.m) * (values**2 - current**2)
+        return costs
 
     def theta(self) -> Array:
         """The parameters concatenated into one vector (W1, b1, W2, ...), C order."""
