@@ -55,9 +55,15 @@ def render_text(report: Report, width: int = WIDTH) -> str:
 def _settings_line(report: Report) -> str:
     s = report.settings
     mode = s.mode if s.mode != "sample" else f"sample ({report.checked:,} of {report.size:,})"
+    if s.directions:
+        mode += (
+            f" ({s.directions} directions per tensor: an error of {s.detectable:g} of a "
+            f"tensor's gradient norm escapes with probability {s.miss_probability:.1g})"
+        )
+    executor = f" · {s.executor}" if s.executor != "loop" else ""
     return (
-        f"gradcheck · method={s.method} · step={s.step} · mode={mode} · seed={s.seed} · "
-        f"{report.evaluations:,} evaluations in {_seconds(report.elapsed)}"
+        f"gradcheck · method={s.method} · step={s.step} · mode={mode} · seed={s.seed}"
+        f"{executor} · {report.evaluations:,} evaluations in {_seconds(report.elapsed)}"
     )
 
 
