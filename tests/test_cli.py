@@ -300,3 +300,24 @@ def test_python_m_gradcheck_demo_with_a_bug_exits_1():
     )
     assert completed.returncode == 1, completed.stderr
     assert worst_param(json.loads(completed.stdout)) == "b2"
+
+
+def test_demo_writes_the_html_report(tmp_path):
+    target = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["demo", "--bug", "sign", "--html", str(target)])
+    assert result.exit_code == 1
+    assert "HTML report written to" in result.output
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_html_without_the_extra_exits_2_with_the_install_hint(tmp_path, monkeypatch):
+    from gradcheck._report import _html
+
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    _html._environment.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["demo", "--html", str(tmp_path / "r.html")])
+    finally:
+        _html._environment.cache_clear()
+    assert result.exit_code == 2
+    assert "pip install 'gradcheck[html]'" in result.output

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from ._api import check
 from ._engine import METHODS, MODES
-from ._errors import GradcheckError
+from ._errors import GradcheckError, MissingExtraError
 from ._report import Report
 
 EXIT_PASSED, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -90,6 +90,8 @@ def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Progress bar for checks longer than a second (terminal only)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
                      default=None, help="Also write the JSON report to this file ('-': stdout)."),
+        click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+                     help="Also write the HTML report (one self-contained file) to this file."),
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
@@ -168,11 +170,11 @@ def demo(
         )
     if batched:
         options["batched"] = network.perturbed_costs
-    json_path = options.pop("json_path")
+    json_path, html_path = options.pop("json_path"), options.pop("html_path")
     console = _console(json_path)
     console.print(f"[bold]Demo network[/bold]: {network.describe()}, {network.size:,} parameters"
                   + (f"; mistake injected: [yellow]{bug}[/yellow]" if bug else ""))  # fmt: skip
-    _finish(lambda: check_demo(bug, network=network, **options), json_path, console)
+    _finish(lambda: check_demo(bug, network=network, **options), json_path, console, html_path)
 
 
 @cli.command("check", epilog=_EXIT_CODES)
@@ -192,11 +194,13 @@ def check_command(target: str, **options: Any) -> None:
     except Exception as exc:
         raise InputError(f"{target}() raised {type(exc).__name__}: {exc}") from exc
     f, params, grads = _unpack_target(target, returned)
-    json_path = options.pop("json_path")
-    _finish(lambda: check(f, params, grads, **options), json_path, _console(json_path))
+    json_path, html_path = options.pop("json_path"), options.pop("html_path")
+    _finish(lambda: check(f, params, grads, **options), json_path, _console(json_path), html_path)
 
 
-def _finish(run: Callable[[], Report], json_path: str | None, console: Console) -> None:
+def _finish(
+    run: Callable[[], Report], json_path: str | None, console: Console, html_path: str | None
+) -> None:
     try:
         report = run()
     except GradcheckError as exc:
@@ -208,6 +212,12 @@ def _finish(run: Callable[[], Report], json_path: str | None, console: Console) 
         if json_path:
             report.to_json(json_path)
             console.print(f"JSON report written to {json_path}")
+    if html_path:
+        try:
+            report.to_html(html_path)
+        except MissingExtraError as exc:
+            raise InputError(str(exc)) from exc
+        console.print(f"HTML report written to {html_path}")
     sys.exit(EXIT_PASSED if report.passed else EXIT_MISMATCH)
 
 

@@ -28,6 +28,8 @@ of ``||analytic - numeric||`` (so it accounts for at least 99% of the squared mi
 _FACTOR_TOLERANCE = 2e-3
 _MIN_ELEMENTS = 2
 """A one-number fit needs at least this many elements behind it."""
+_NEGLIGIBLE = 1e-3
+"""A fitted extra term smaller than this fraction of the mismatch is not worth naming."""
 _MIN_ELEMENTS_TWO = 8
 """A two-number fit needs this many, or it fits a few elements by chance."""
 _LISTED = 4
@@ -217,9 +219,11 @@ def _transpose(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
         gap = (analytic - swapped.reshape(data.shape)).reshape(-1)
         spread = (theta - np.transpose(theta, axes).reshape(data.shape)).reshape(-1)
         mu = float(gap @ spread) / float(spread @ spread) if np.any(spread) else 0.0
+        if abs(mu) * float(np.linalg.norm(spread)) < _NEGLIGIBLE * _mismatch(data):
+            mu = 0.0  # no L2 term to speak of: fit the plain transpose
         residual = float(np.linalg.norm(gap - mu * spread))
         how = "laid out in the shape of the transpose and reshaped" if reshaped else "transposed"
-        l2 = f" (its L2 part, {mu:.4g} * {data.name}, is right)" if abs(mu) > 1e-12 else ""
+        l2 = f" (its L2 part, {mu:.4g} * {data.name}, is right)" if mu else ""
         message = (
             f"The analytic gradient of {data.name} is the numeric one {how}{l2} (axes "
             f"{axes}): e.g. dW = A.T @ dZ where dZ @ A.T belongs."

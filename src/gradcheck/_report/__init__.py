@@ -10,6 +10,8 @@ from .._compare import ElementError, ParamReport, Verdict
 from .._diagnose import Finding
 
 if TYPE_CHECKING:
+    import os
+
     from rich.console import Console, ConsoleOptions, RenderResult
 
 __all__ = ["ElementError", "Finding", "ParamReport", "Report", "Settings", "Verdict"]
@@ -81,11 +83,22 @@ class Report:
 
         return report_to_dict(self)
 
-    def to_json(self, path: str | None = None, *, indent: int | None = 2) -> str:
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = 2) -> str:
         """Return the report as JSON, and write it to ``path`` if given."""
         from ._json import report_to_json
 
         return report_to_json(self, path, indent=indent)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Return the report as one self-contained HTML page, and write it to ``path`` if given.
+
+        The page opens without a network: table, findings and plots are inline.
+        Needs the ``html`` extra (``pip install 'gradcheck[html]'``); without it,
+        raises `gradcheck.MissingExtraError`.
+        """
+        from ._html import render_html
+
+        return render_html(self, path)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:

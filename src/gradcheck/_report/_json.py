@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from .._compare import ElementError, ParamReport, Verdict
 from .._diagnose import Finding
 from .._version import __version__
 from . import Report, Settings
+from ._files import write_atomically
 
 SCHEMA_VERSION = 1
 
@@ -58,16 +58,13 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def report_to_json(report: Report, path: str | None = None, *, indent: int | None = 2) -> str:
+def report_to_json(
+    report: Report, path: str | os.PathLike[str] | None = None, *, indent: int | None = 2
+) -> str:
     """Serialize to JSON; with ``path``, write it atomically (never a half-written file)."""
     text = json.dumps(report_to_dict(report), indent=indent, allow_nan=False)
     if path is not None:
-        directory = os.path.dirname(os.path.abspath(path))
-        with tempfile.NamedTemporaryFile(
-            "w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8"
-        ) as handle:
-            handle.write(text + "\n")
-        os.replace(handle.name, path)
+        write_atomically(text + "\n", path)
     return text
 
 
