@@ -354,8 +354,9 @@ def _explain(
         "order": order,
         "refined": float(state.confirmed.refined[worst]),
     }
+    steps = state.steps[worst]
     message = finding.message.rstrip(".") + (
-        f" (confirmed at several steps: the error does not shrink with the step, observed "
-        f"order {order:.1f}, where a right gradient's error shrinks like h**2)."
+        f" (the error stays put from step {steps.min():.0e} to {steps.max():.0e}, observed "
+        f"order {order:.1f}: not round-off)."
     )
     return replace(finding, message=message, detail={**finding.detail, "convergence": convergence})
