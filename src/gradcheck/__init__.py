@@ -1,5 +1,9 @@
 """gradcheck: verify hand-written gradients, say where they are wrong and what kind of mistake.
 
+Names are imported on first use (PEP 562), so ``import gradcheck`` — and the pytest
+plugin, which pytest loads in every run where gradcheck is installed — costs nothing
+until a check is made.
+
 Example:
     >>> import numpy as np, gradcheck
     >>> params = {"w": np.array([1.0, -2.0, 3.0])}
@@ -8,23 +12,49 @@ Example:
     True
 """
 
-from ._api import check as check
-from ._api import check_layer as check_layer
-from ._api import gradient_checking as gradient_checking
-from ._compare import ElementError as ElementError
-from ._compare import ParamReport as ParamReport
-from ._compare import Verdict as Verdict
-from ._diagnose import Finding as Finding
-from ._errors import CostFunctionError as CostFunctionError
-from ._errors import GradcheckError as GradcheckError
-from ._errors import GradcheckWarning as GradcheckWarning
-from ._errors import GradientMismatchError as GradientMismatchError
-from ._errors import InvalidArgumentError as InvalidArgumentError
-from ._errors import MissingExtraError as MissingExtraError
-from ._errors import ParamTreeError as ParamTreeError
-from ._report import Report as Report
-from ._report import Settings as Settings
-from ._version import __version__ as __version__
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._api import check as check
+    from ._api import check_layer as check_layer
+    from ._api import gradient_checking as gradient_checking
+    from ._compare import ElementError as ElementError
+    from ._compare import ParamReport as ParamReport
+    from ._compare import Verdict as Verdict
+    from ._diagnose import Finding as Finding
+    from ._errors import CostFunctionError as CostFunctionError
+    from ._errors import GradcheckError as GradcheckError
+    from ._errors import GradcheckWarning as GradcheckWarning
+    from ._errors import GradientMismatchError as GradientMismatchError
+    from ._errors import InvalidArgumentError as InvalidArgumentError
+    from ._errors import MissingExtraError as MissingExtraError
+    from ._errors import ParamTreeError as ParamTreeError
+    from ._report import Report as Report
+    from ._report import Settings as Settings
+    from ._version import __version__ as __version__
+
+_WHERE = {
+    "check": "._api",
+    "check_layer": "._api",
+    "gradient_checking": "._api",
+    "ElementError": "._compare",
+    "ParamReport": "._compare",
+    "Verdict": "._compare",
+    "Finding": "._diagnose",
+    "CostFunctionError": "._errors",
+    "GradcheckError": "._errors",
+    "GradcheckWarning": "._errors",
+    "GradientMismatchError": "._errors",
+    "InvalidArgumentError": "._errors",
+    "MissingExtraError": "._errors",
+    "ParamTreeError": "._errors",
+    "Report": "._report",
+    "Settings": "._report",
+    "__version__": "._version",
+}
 
 __all__ = [
     "CostFunctionError",
@@ -45,3 +75,16 @@ __all__ = [
     "check_layer",
     "gradient_checking",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gradcheck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

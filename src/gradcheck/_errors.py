@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class GradcheckError(Exception):
@@ -53,7 +54,15 @@ class MissingExtraError(GradcheckError, ImportError):
 
 
 class GradientMismatchError(GradcheckError, AssertionError):
-    """Gradients do not match; raised only by `gradcheck.testing`, so pytest reports a failure."""
+    """Gradients do not match; raised only by `gradcheck.testing`, so pytest reports a failure.
+
+    Attributes:
+        report: the `Report` of the failed check (its rendering is the message).
+    """
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(str(report))
+        self.report = report
 
 
 class GradcheckWarning(UserWarning):

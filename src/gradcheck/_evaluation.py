@@ -44,6 +44,7 @@ def executor_for(
     evaluate: Callable[[Any], Any],
     options: Options,
     progress: Progress | None,
+    resolution: float = float(np.finfo(np.float64).eps),
 ) -> Iterator[Executor]:
     """The executor the options ask for, shut down (if it is a pool of ours) on exit.
 
@@ -53,6 +54,8 @@ def executor_for(
         evaluate: the cost of a tree.
         options: batched / workers / executor.
         progress: progress callback.
+        resolution: machine epsilon of the cost's precision (a float32 batched cost may
+            differ from the plain one by more than a float64 one).
     """
     flat = problem.flat
     loop = LoopExecutor([leaf.array for leaf in flat], problem.cost, progress)
@@ -61,8 +64,9 @@ def executor_for(
             yield loop
             return
         batched, stacked = _batched_cost(flat, target, evaluate, options.batched)
+        base = float(np.real(problem.base_value))
         yield BatchedExecutor(batched, loop, [leaf.size for leaf in flat], progress,
-                              stacked=stacked)  # fmt: skip
+                              stacked=stacked, base=base, resolution=resolution)  # fmt: skip
         return
     payload = Remote(evaluate=evaluate, tree=target, positions=_positions(flat, target))
     if options.executor is not None:

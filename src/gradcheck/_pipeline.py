@@ -26,6 +26,7 @@ from ._engine import (
     estimate_directional,
     miss_probability,
     precision_of,
+    resolution_of,
 )
 from ._engine._modes import samples_per_leaf
 from ._engine._schemes import describe_step
@@ -94,7 +95,14 @@ def run(subject: Subject, options: Options, started: float) -> Report:
     _warn_if_long(options, planned, one_evaluation)
     with (
         ProgressBar(planned, "gradcheck", enabled=options.progress) as progress,
-        executor_for(problem, problem.target, subject.evaluate, options, progress) as executor,
+        executor_for(
+            problem,
+            problem.target,
+            subject.evaluate,
+            options,
+            progress,
+            resolution_of(subject.cost_dtype or np.dtype(np.float64)),
+        ) as executor,
     ):
         numeric = estimate(problem, plan, executor)
     comparison = compare(numeric.indices, numeric.values, subject.analytic, subject.flat,

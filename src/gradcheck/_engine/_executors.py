@@ -20,6 +20,8 @@ import itertools
 import math
 import os
 import pickle
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -45,7 +47,9 @@ CHUNK = 256
 MEMORY_BUDGET = 256 * 2**20
 """Bytes a batch of stacked parameter copies may take."""
 _BATCH_SIZES = (16, 64, 256)
-_AGREEMENT = 1e-9
+AGREEMENT = 1e-9
+"""Relative agreement a batched cost must show with the plain one in float64 (rounding in a
+different order differs at 1e-16; a wrong batched cost by far more)."""
 
 
 class Executor(Protocol):
@@ -100,8 +104,8 @@ class BatchedExecutor:
     For each leaf the first coordinates are timed through the loop and through the
     batched cost at a few batch sizes (within the memory budget); the fastest way is
     used for the rest of the leaf. The timed evaluations are part of the check, not
-    extra. The first batch is also compared with the loop on the same coordinates, so
-    a batched cost that disagrees with the plain one is caught before it misleads.
+    extra. Each leaf's first coordinate is also evaluated both ways, so a batched cost that
+    disagrees with the plain one (for any array) is caught before it misleads.
     """
 
     def __init__(
@@ -113,6 +117,8 @@ class BatchedExecutor:
         *,
         memory_budget: int = MEMORY_BUDGET,
         stacked: bool = True,
+        base: float = 0.0,
+        resolution: float = float(np.finfo(np.float64).eps),
     ) -> None:
         self._batched = batched
         self._loop = loop
@@ -120,9 +126,12 @@ class BatchedExecutor:
         self._progress = progress
         self._budget = memory_budget
         self._stacked = stacked
+        self._base = base
+        self._resolution = resolution
+        self._agreement = max(AGREEMENT, 1e4 * resolution)
         self.choices: dict[int, int] = {}
         """Batch size chosen per leaf (1 means the loop)."""
-        self._verified = False
+        self._verified: set[int] = set()
 
     def evaluate(
         self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
@@ -134,11 +143,10 @@ class BatchedExecutor:
         candidates = [b for b in _BATCH_SIZES if b <= limit] or [min(limit, _BATCH_SIZES[0])]
         out = np.empty(len(flat_values), dtype=np.result_type(flat_values.dtype, np.float64))
         done = 0  # evaluations done, in flat order
-        if not self._verified and len(indices):
+        if leaf_index not in self._verified and len(indices):
             done = self._verify(leaf_index, indices, points, flat_indices, flat_values, out)
-        best, rate = self._calibrate(leaf_index, indices, points, flat_indices, flat_values, out,
+        best, done = self._calibrate(leaf_index, indices, points, flat_indices, flat_values, out,
                                      done, candidates)  # fmt: skip
-        done = rate
         self.choices[leaf_index] = best
         while done < len(flat_values):
             if best == 1:
@@ -160,15 +168,22 @@ class BatchedExecutor:
         count = len(points)
         looped = self._loop.evaluate(leaf_index, indices[:1], [p[:1] for p in points])
         batched = self._call(leaf_index, flat_indices[:count], flat_values[:count])
-        scale = max(1.0, float(np.max(np.abs(looped))))
-        if np.any(np.abs(batched - looped.reshape(-1)) > _AGREEMENT * scale):
+        looped_flat = looped.reshape(-1)
+        scale = max(1.0, abs(self._base), float(np.max(np.abs(looped))))
+        # The changes from the base point are what the derivative is made of: they must
+        # agree to round-off, not merely the costs (a wrong term of size h would hide there).
+        change, batched_change = looped_flat - self._base, batched - self._base
+        slack = 1e3 * self._resolution * scale + 1e-6 * np.abs(change)
+        if np.any(np.abs(batched - looped_flat) > self._agreement * scale) or np.any(
+            np.abs(batched_change - change) > slack
+        ):
             raise CostFunctionError(
                 "the batched cost disagrees with the plain cost at the same point "
                 f"({batched.tolist()} vs {looped.reshape(-1).tolist()}); check that it "
                 "evaluates each batch element independently (reductions over the right "
                 "axes, no sum over the batch)."
             )
-        self._verified = True
+        self._verified.add(leaf_index)
         out[:count] = looped.reshape(-1)
         return count
 
@@ -256,13 +271,16 @@ class PoolExecutor:
         self._submit = executor.submit
         self._source: Any
         if installed is not None:  # our own pool: every worker unpacked it at start-up
-            self._source = (installed, None)
+            self._source = (installed, None, os.getpid())
             return
         key, blob = uuid.uuid4().hex, dumps(payload)
         client = getattr(executor, "_client", None) or (
             executor if hasattr(executor, "scatter") else None
         )
-        self._source = (key, client.scatter(blob, broadcast=True) if client else blob)
+        # hash=False: a fresh key per check, so releasing one check's copy never cancels
+        # the next check's (same bytes, same hash).
+        shipped = client.scatter(blob, broadcast=True, hash=False) if client else blob
+        self._source = (key, shipped, os.getpid())
 
     def evaluate(
         self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
@@ -290,18 +308,24 @@ class PoolExecutor:
         return np.concatenate(results)
 
 
-_INSTALLED: dict[str, tuple[Sequence[NDArray[Any]], Callable[[], Any]]] = {}
+_WORKER = threading.local()
+"""Per worker thread: the problem it unpacked, so threads of one process never share the
+arrays they perturb (a thread pool, or a Dask worker with several threads)."""
 
 
-def install(key: str, blob: bytes) -> None:
-    """Pool initializer: unpack the problem once in this worker, with one BLAS thread."""
-    _limit_threads()
-    _INSTALLED.clear()
-    _INSTALLED[key] = pickle.loads(blob)()
+def install(key: str, blob: bytes, parent: int) -> None:
+    """Unpack the problem once in this worker thread (a pool initializer, or on first use).
+
+    In another process, BLAS is limited to one thread: N workers with N threads each would
+    oversubscribe the cores. Threads of the caller's own process leave its setting alone.
+    """
+    if os.getpid() != parent:
+        _limit_threads()
+    _WORKER.installed = (key, pickle.loads(blob)())
 
 
 def _evaluate_chunk(
-    source: tuple[str, bytes | None],
+    source: tuple[str, bytes | None, int],
     leaf_index: int,
     indices: NDArray[np.intp],
     points: Sequence[NDArray[Any]],
@@ -311,11 +335,12 @@ def _evaluate_chunk(
     A failure comes back as data (position, stencil point, message): the user's
     exception may not pickle.
     """
-    key, blob = source
-    if key not in _INSTALLED:
+    key, blob, parent = source
+    installed = getattr(_WORKER, "installed", None)
+    if installed is None or installed[0] != key:
         assert blob is not None, "a worker without the problem installed got no payload"
-        install(key, blob)
-    arrays, cost = _INSTALLED[key]
+        install(key, blob, parent)
+    arrays, cost = _WORKER.installed[1]
     try:
         values = evaluate_coordinates(
             arrays[leaf_index], indices.tolist(), [p.tolist() for p in points], cost
@@ -330,14 +355,19 @@ def process_pool(workers: int, payload: Payload) -> tuple[ProcessPoolExecutor, s
     """Start a process pool whose workers each unpack the problem once, at start-up."""
     import multiprocessing
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # fork starts fastest, but forking a process where JAX (multithreaded) is loaded can
+    # deadlock; a fork server is clean and only slower to start.
+    methods = multiprocessing.get_all_start_methods()
+    method = "fork" if "fork" in methods and "jax" not in sys.modules else methods[0]
+    if "jax" in sys.modules and "forkserver" in methods:
+        method = "forkserver"
     key = uuid.uuid4().hex
     blob = dumps(payload)
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context(method),
         initializer=install,
-        initargs=(key, blob),
+        initargs=(key, blob, os.getpid()),
     )
     return pool, key
 

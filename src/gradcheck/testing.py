@@ -1,0 +1,183 @@
+"""Assertions for test suites: raise GradientMismatchError, carrying the rendered report.
+
+Each helper runs a check and returns its Report when the gradients pass; otherwise
+it raises `gradcheck.GradientMismatchError` (an AssertionError, so pytest shows a
+failure, not an error) whose message is the terminal report: which tensor is wrong,
+its worst elements, and the findings.
+
+- `assert_gradients_correct`: NumPy, same arguments as `gradcheck.check`.
+- `assert_layer_gradients_correct`: same arguments as `gradcheck.check_layer`.
+- `assert_module_gradients_correct`: a PyTorch module, as `gradcheck.torch.check_module`.
+- `assert_function_gradients_correct`: a PyTorch or JAX function. The framework is
+  read from the inputs: torch tensors go to `gradcheck.torch.check_function`
+  (``fn, *inputs``), a pytree holding JAX arrays to `gradcheck.jax.check_function`
+  (``fn, params``). Frameworks are found in ``sys.modules``, never imported here.
+
+With the pytest plugin's ``--gradcheck-report=DIR``, every report these helpers
+produce is also written to DIR.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from ._api import check, check_layer
+from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST
+from ._engine import Method, Mode
+from ._errors import GradientMismatchError, InvalidArgumentError
+from ._report import Report
+from ._tree import ParamTree
+
+__all__ = [
+    "assert_function_gradients_correct",
+    "assert_gradients_correct",
+    "assert_layer_gradients_correct",
+    "assert_module_gradients_correct",
+]
+
+Eps = float | Literal["auto"] | None
+
+_listeners: list[Callable[[Report], object]] = []
+
+_MSG_NO_FRAMEWORK = (
+    "assert_function_gradients_correct found no torch tensor among the inputs and no JAX "
+    "array in them; it checks PyTorch or JAX functions. For a NumPy function use "
+    "assert_gradients_correct(f, params, grads) or assert_layer_gradients_correct(forward, "
+    "backward, inputs); for JAX, pass the params as JAX arrays (jnp.asarray)."
+)
+
+
+def assert_gradients_correct(
+    f: Callable[[Any], Any],
+    params: ParamTree,
+    grads: Any = None,
+    *,
+    eps: Eps = None,
+    method: Method = "central",
+    mode: Mode = "full",
+    samples: int | float | None = None,
+    seed: int = 0,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    worst: int = DEFAULT_WORST,
+    batch_size: int | None = None,
+    time_steps: int | None = None,
+) -> Report:
+    """Assert that analytic gradients match finite differences; see `gradcheck.check`.
+
+    Returns:
+        The Report, when the gradients pass.
+
+    Raises:
+        GradientMismatchError: they do not; the message is the rendered report.
+
+    Example:
+        >>> import numpy as np
+        >>> from gradcheck.testing import assert_gradients_correct
+        >>> w = np.array([1.0, -2.0])
+        >>> report = assert_gradients_correct(lambda p: np.sum(p["w"] ** 3), {"w": w},
+        ...                                   {"dw": 3 * w**2})
+        >>> report.passed
+        True
+    """
+    __tracebackhide__ = True
+    report = check(f, params, grads, eps=eps, method=method, mode=mode, samples=samples,
+                   seed=seed, thresholds=thresholds, worst=worst, batch_size=batch_size,
+                   time_steps=time_steps)  # fmt: skip
+    return _verdict(report)
+
+
+def assert_layer_gradients_correct(
+    forward: Callable[[Any], Any],
+    backward: Callable[[Any, Any], Any],
+    inputs: ParamTree,
+    **options: Any,
+) -> Report:
+    """Assert that a layer's backward matches finite differences; see `gradcheck.check_layer`.
+
+    Raises:
+        GradientMismatchError: the gradients do not pass; the message is the rendered report.
+    """
+    __tracebackhide__ = True
+    return _verdict(check_layer(forward, backward, inputs, **options))
+
+
+def assert_module_gradients_correct(
+    model: Any, loss_fn: Callable[[Any], Any], **options: Any
+) -> Report:
+    """Assert that autograd's gradients of a PyTorch module are right.
+
+    Same arguments as `gradcheck.torch.check_module` (which needs torch installed).
+
+    Raises:
+        GradientMismatchError: the gradients do not pass; the message is the rendered report.
+    """
+    __tracebackhide__ = True
+    from .torch import check_module
+
+    return _verdict(check_module(model, loss_fn, **options))
+
+
+def assert_function_gradients_correct(
+    fn: Callable[..., Any], *inputs: Any, **options: Any
+) -> Report:
+    """Assert that a PyTorch or JAX function's gradients are right (framework read from inputs).
+
+    PyTorch: ``assert_function_gradients_correct(fn, *tensors, **options)`` as
+    `gradcheck.torch.check_function`. JAX: ``assert_function_gradients_correct(fn,
+    params, **options)`` as `gradcheck.jax.check_function`.
+
+    Raises:
+        GradientMismatchError: the gradients do not pass; the message is the rendered report.
+        InvalidArgumentError: the inputs hold neither torch tensors nor JAX arrays.
+    """
+    __tracebackhide__ = True
+    framework = _framework_of(inputs)
+    if framework == "torch":
+        from .torch import check_function as check_torch
+
+        return _verdict(check_torch(fn, *inputs, **options))
+    if len(inputs) != 1:
+        raise InvalidArgumentError(
+            f"a JAX function is checked as fn(params) with one pytree of params, but "
+            f"{len(inputs)} inputs were given; pack them into one tuple or dict."
+        )
+    from .jax import check_function as check_jax
+
+    return _verdict(check_jax(fn, inputs[0], **options))
+
+
+@contextmanager
+def _listening(listener: Callable[[Report], object]) -> Iterator[None]:
+    """Call ``listener(report)`` for every report the helpers here produce, while inside.
+
+    For the pytest plugin (``--gradcheck-report`` and the ``gradcheck_report`` fixture).
+    """
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _verdict(report: Report) -> Report:
+    __tracebackhide__ = True
+    for listener in list(_listeners):
+        listener(report)
+    if not report.passed:
+        raise GradientMismatchError(report)
+    return report
+
+
+def _framework_of(inputs: Sequence[Any]) -> Literal["torch", "jax"]:
+    torch = sys.modules.get("torch")
+    if torch is not None and any(isinstance(x, torch.Tensor) for x in inputs):
+        return "torch"
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        leaves = jax.tree_util.tree_leaves(list(inputs))
+        if any(isinstance(leaf, jax.Array) for leaf in leaves):
+            return "jax"
+    raise InvalidArgumentError(_MSG_NO_FRAMEWORK)

@@ -1,0 +1,54 @@
+"""docs/frameworks.md: every python code block runs, and every test it defines passes."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("jax")
+
+from gradcheck._pytest_plugin import ReportRecorder  # noqa: E402
+
+DOC = Path(__file__).parents[2] / "docs" / "frameworks.md"
+BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster, and with JAX's threads in the same
+    process on a small machine torch's thread pool oversubscribes the cores (3x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def blocks():
+    return BLOCK.findall(DOC.read_text(encoding="utf-8"))
+
+
+def test_the_doc_has_the_four_examples():
+    text = "\n".join(blocks())
+    assert len(blocks()) == 4
+    for needle in ("autograd.Function", "check_module", "custom_vjp", "def test_"):
+        assert needle in text
+
+
+@pytest.mark.parametrize("number", range(len(blocks())))
+def test_code_block_runs(number, capsys):
+    namespace = {"__name__": f"frameworks_doc_{number}"}
+    with torch.random.fork_rng(devices=[]):  # the examples seed torch's global RNG
+        exec(compile(blocks()[number], f"{DOC}:block{number}", "exec"), namespace)
+        tests = {k: v for k, v in namespace.items() if k.startswith("test_") and callable(v)}
+        for name, test in tests.items():
+            wanted = inspect.signature(test).parameters
+            fixtures = {}
+            if "gradcheck_report" in wanted:
+                fixtures["gradcheck_report"] = ReportRecorder(name, None, [])
+            assert set(wanted) == set(fixtures), f"{name} needs fixtures the doc test lacks"
+            test(**fixtures)
+    capsys.readouterr()
