@@ -321,10 +321,14 @@ def name_factor(factor: float, hints: Mapping[str, int]) -> tuple[str, str]:
         words, symbol = _HINTS[label]
         if value > 1 and abs(factor / value - 1) < _FACTOR_TOLERANCE:
             return f"{value} times", (
-                f"{words} {value}: a sum where a mean belongs (a missing 1/{symbol})"
+                f"{value} is {words} {symbol}, so a sum where a mean belongs (the 1/{symbol} "
+                "is missing)"
             )
         if value > 1 and abs(factor * value - 1) < _FACTOR_TOLERANCE:
-            return f"1/{value} of", f"divided by {words} {value} once too often (1/{symbol} twice)"
+            return f"1/{value} of", (
+                f"{value} is {words} {symbol}, so divided by {symbol} once too often "
+                f"(1/{symbol} applied twice)"
+            )
     nearest = round(factor)
     if nearest >= 2 and abs(factor / nearest - 1) < _FACTOR_TOLERANCE:
         return f"{nearest} times", _INTEGER_CAUSES.get(
