@@ -523,3 +523,12 @@ def test_bisect_names_the_element_when_the_cost_raises_at_it():
     ):
         gradcheck.check(cost, params, grads, mode="bisect")
     assert params["theta"].tobytes() == params_copy["theta"].tobytes()
+
+
+@pytest.mark.parametrize("mode", ["directional", "bisect"])
+@pytest.mark.parametrize("speedup", [{"workers": 2}, {"batched": True}])
+def test_speedups_for_full_checks_are_refused_in_the_directional_modes(mode, speedup):
+    params = {"w": np.array([1.0, 2.0])}
+    with pytest.raises(InvalidArgumentError, match=r"speed up mode='full' or 'sample' only"):
+        gradcheck.check(lambda p: np.sum(p["w"] ** 2), params, {"dw": 2 * params["w"]},
+                        mode=mode, **speedup)  # fmt: skip

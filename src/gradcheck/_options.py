@@ -78,6 +78,13 @@ def validate(
             f"method={scheme.name!r} with mode={mode!r}: the directional modes use central "
             "differences along random directions; leave method at 'central'."
         )
+    if mode in ("directional", "bisect") and (
+        batched is not False or workers is not None or executor is not None
+    ):
+        raise InvalidArgumentError(
+            f"mode={mode!r} evaluates a few dozen directions one after another; batched=, "
+            "workers= and executor= speed up mode='full' or 'sample' only. Drop them."
+        )
     if directions is not None and mode not in ("directional", "bisect"):
         raise InvalidArgumentError(
             f"directions={directions!r} only applies to mode='directional' or 'bisect'."

@@ -298,10 +298,10 @@ class PoolExecutor:
         for start, future in zip(starts, futures, strict=True):
             values, failure = future.result()
             if failure is not None:
-                position, offset, text = failure
+                position, offset, cause = failure
                 for other in futures:
                     other.cancel()
-                raise CoordinateFailedError(start + position, offset) from RuntimeError(text)
+                raise CoordinateFailedError(start + position, offset) from cause
             results.append(values)
             if self._progress:
                 self._progress(values.size)
@@ -329,11 +329,11 @@ def _evaluate_chunk(
     leaf_index: int,
     indices: NDArray[np.intp],
     points: Sequence[NDArray[Any]],
-) -> tuple[NDArray[Any], tuple[int, int, str] | None]:
+) -> tuple[NDArray[Any], tuple[int, int, BaseException] | None]:
     """Run in a worker: loop over the chunk on the worker's own copy of the parameters.
 
-    A failure comes back as data (position, stencil point, message): the user's
-    exception may not pickle.
+    A failure comes back as data (position, stencil point, exception), the exception
+    replaced by its text where it would not pickle.
     """
     key, blob, parent = source
     installed = getattr(_WORKER, "installed", None)
@@ -346,9 +346,18 @@ def _evaluate_chunk(
             arrays[leaf_index], indices.tolist(), [p.tolist() for p in points], cost
         )
     except CoordinateFailedError as failure:
-        cause = failure.__cause__
-        return np.empty(0), (failure.position, failure.offset, f"{type(cause).__name__}: {cause}")
+        return np.empty(0), (failure.position, failure.offset, _portable(failure.__cause__))
     return np.array(values).T, None
+
+
+def _portable(error: BaseException | None) -> BaseException:
+    """The user's exception if it survives pickling, else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    assert error is not None
+    return error
 
 
 def process_pool(workers: int, payload: Payload) -> tuple[ProcessPoolExecutor, str]:
