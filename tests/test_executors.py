@@ -11,6 +11,7 @@ and are grouped for pytest-xdist, so the cluster starts once.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import re
 import time
@@ -289,7 +290,9 @@ def pool_options(kind):
     if kind == "workers":
         yield {"workers": 2}
     elif kind == "process_pool":
-        with ProcessPoolExecutor(2) as pool:
+        # Not fork: other tests in this process may have loaded JAX, which warns on fork
+        # (any user pool works, and one started by a fork server is the safe kind).
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
             yield {"executor": pool}
     else:
         with ThreadPoolExecutor(2) as pool:
