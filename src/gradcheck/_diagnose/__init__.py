@@ -344,6 +344,7 @@ def _explain(
         return finding
     worst = int(np.argmax(state.confirmed.errors[:, -1]))
     order = float(state.confirmed.order[worst])
+    order = 0.0 if abs(order) < 0.05 else order  # no "-0.0" in messages
     index = state.leaf.index_of(
         int(ev.numeric.indices[state.confirmed_at[worst]]) - state.leaf.offset
     )

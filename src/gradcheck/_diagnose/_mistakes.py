@@ -326,8 +326,8 @@ def name_factor(factor: float, hints: Mapping[str, int]) -> tuple[str, str]:
             )
         if value > 1 and abs(factor * value - 1) < _FACTOR_TOLERANCE:
             return f"1/{value} of", (
-                f"{value} is {words} {symbol}, so divided by {symbol} once too often "
-                f"(1/{symbol} applied twice)"
+                f"{value} is {words} {symbol}, so divided by {symbol} where it should not be "
+                f"(a mean where a sum belongs, or 1/{symbol} applied twice)"
             )
     nearest = round(factor)
     if nearest >= 2 and abs(factor / nearest - 1) < _FACTOR_TOLERANCE:
