@@ -1,4 +1,4 @@
-"""docs/frameworks.md: every python code block runs, and every test it defines passes."""
+"""docs/frameworks.md and README.md: every python code block runs, every test it defines passes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ pytest.importorskip("jax")
 
 from gradcheck._pytest_plugin import ReportRecorder  # noqa: E402
 
-DOC = Path(__file__).parents[2] / "docs" / "frameworks.md"
+ROOT = Path(__file__).parents[2]
+DOC = ROOT / "docs" / "frameworks.md"
+README = ROOT / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
@@ -27,8 +29,8 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def blocks():
-    return BLOCK.findall(DOC.read_text(encoding="utf-8"))
+def blocks(path=DOC):
+    return BLOCK.findall(path.read_text(encoding="utf-8"))
 
 
 def test_the_doc_has_the_four_examples():
@@ -51,4 +53,21 @@ def test_code_block_runs(number, capsys):
                 fixtures["gradcheck_report"] = ReportRecorder(name, None, [])
             assert set(wanted) == set(fixtures), f"{name} needs fixtures the doc test lacks"
             test(**fixtures)
+    capsys.readouterr()
+
+
+def test_the_readme_has_the_framework_examples():
+    text = "\n".join(blocks(README))
+    for needle in ("autograd.Function", "check_module", "custom_vjp", "def test_"):
+        assert needle in text
+
+
+@pytest.mark.parametrize("number", range(len(blocks(README))))
+def test_readme_code_block_runs(number, capsys):
+    namespace = {"__name__": f"readme_{number}"}
+    with torch.random.fork_rng(devices=[]):
+        exec(compile(blocks(README)[number], f"{README}:block{number}", "exec"), namespace)
+        for name, test in namespace.items():
+            if name.startswith("test_") and callable(test):
+                test()
     capsys.readouterr()
