@@ -272,30 +272,6 @@ def _gradcheck_full(model: Model, coords: np.ndarray | None, wrap: Wrap) -> Run:
     return run
 
 
-@detector("gradcheck-full")
-def _gradcheck_detect(model: Model, wrap: Wrap) -> Detection:
-    import gradcheck
-
-    counter = _Counter(model.net.cost)
-    start = time.perf_counter()
-    report = gradcheck.check(wrap(counter), model.net.params, with_bug(model.grads))
-    worst = report.worst
-    element = worst.worst[0] if worst.worst else None
-    where = f"{worst.name}[{', '.join(map(str, element.index))}]" if element else worst.name
-    says = f"{report.verdict}: worst {where}"
-    if element:
-        says += f", analytic {element.analytic:.4g} vs numeric {element.numeric:.4g}"
-    return Detection(
-        evaluations=counter.calls,
-        detected=not report.passed,
-        says=says,
-        localizes=f"yes: tensor and index ({where})"
-        if element and _bug_located(worst.name, element.index)
-        else f"points at {where}",
-        seconds=time.perf_counter() - start,
-    )
-
-
 def _gradcheck_variant(**fixed: Any) -> Prepare:
     """A gradcheck approach with extra options (batched, workers, a mode)."""
 
@@ -385,6 +361,7 @@ def _gradcheck_mode_detect(mode: str) -> Callable[[Model, Wrap], Detection]:
     return detect
 
 
+detector("gradcheck-full")(_gradcheck_mode_detect("full"))
 detector("gradcheck-directional")(_gradcheck_mode_detect("directional"))
 detector("gradcheck-bisect")(_gradcheck_mode_detect("bisect"))
 
