@@ -15,7 +15,7 @@ from ._errors import CostFunctionError, InvalidArgumentError
 from ._options import DEFAULT_DETECTABLE, DEFAULT_MISS_PROBABILITY, require_callable, validate
 from ._pipeline import Subject, run
 from ._report import Report
-from ._scalar import cost_precision, to_scalar
+from ._scalar import AT_BASE, cost_precision, finite_at_base, to_scalar
 from ._tree import ParamTree, flatten, flatten_grads, select_present
 
 __all__ = ["check", "check_layer", "gradient_checking"]
@@ -26,12 +26,6 @@ _MSG_NEEDS_PAIR = (
     "with grads=None, f(params) must return (loss, grads), but it returned {what}. "
     "Either return both, or pass the gradients: gradcheck.check(f, params, grads)."
 )
-_MSG_NOT_FINITE = (
-    "the cost is {value} at the given parameters (before any perturbation); a gradient "
-    "check needs a finite cost there. Check the inputs, the initialization, and for "
-    "log(0) or division by zero in the cost."
-)
-_AT_BASE = " at the given parameters"
 
 
 def check(
@@ -132,16 +126,16 @@ def check(
     def repeat() -> tuple[float, bool]:
         again = _at_base(f, params)
         if not wants_pair:
-            return to_scalar(again, where=_AT_BASE), False
+            return to_scalar(again, where=AT_BASE), False
         value, grads_again = _split_pair(again)
         changed = not np.array_equal(flatten_grads(grads_again, flat), analytic, equal_nan=True)
-        return to_scalar(value, where=_AT_BASE), changed
+        return to_scalar(value, where=AT_BASE), changed
 
     with Guard(flat.leaves):  # also restores params a cost modifies at the base point
         first = _at_base(f, params)
         if wants_pair:
             first, grads = _split_pair(first)
-        base_value = _base_value(first)
+        base_value = finite_at_base(first)
         analytic = flatten_grads(grads, flat)
         subject = Subject(evaluate=evaluate, params=params, flat=flat, analytic=analytic,
                           base_value=base_value,
@@ -229,7 +223,7 @@ def check_layer(
         return np.sum(_layer_output(forward(tree)) * dout, axis=axes)
 
     def repeat() -> tuple[float, bool]:
-        return to_scalar(_at_base(evaluate, inputs), where=_AT_BASE), False
+        return to_scalar(_at_base(evaluate, inputs), where=AT_BASE), False
 
     with Guard(everything.leaves):
         out = _layer_output(_at_base(forward, inputs))
@@ -238,7 +232,7 @@ def check_layer(
         flat = select_present(grads, everything)
         analytic = flatten_grads(grads, flat)
         subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
-                          base_value=_base_value(np.sum(out * dout)),
+                          base_value=finite_at_base(np.sum(out * dout)),
                           cost_dtype=cost_precision(out, [leaf.dtype for leaf in flat]),
                           repeat=repeat)  # fmt: skip
         return run(subject, options, started)
@@ -282,7 +276,7 @@ def gradient_checking(
     flat = flatten(list(params) if isinstance(params, tuple) else params)
     analytic = flatten_grads(grads, flat)
     theta = flat.vector()
-    base = to_scalar(cost_function(theta), where=_AT_BASE)
+    base = to_scalar(cost_function(theta), where=AT_BASE)
     plan = Plan(scheme=SCHEMES["central"], mode="full", eps=float(epsilon), samples=None,
                 seed=0, cost_dtype=np.dtype(np.float64),
                 nominal_steps=True)  # fmt: skip
@@ -302,13 +296,6 @@ def _at_base(f: Callable[[Any], Any], tree: Any, what: str = "the cost function"
             f"{what} raised {type(exc).__name__}: {exc} at the given parameters, before any "
             "perturbation; fix it there first (the traceback above shows where)."
         ) from exc
-
-
-def _base_value(value: Any) -> float:
-    scalar = to_scalar(value, where=_AT_BASE)
-    if not math.isfinite(scalar):
-        raise CostFunctionError(_MSG_NOT_FINITE.format(value=scalar))
-    return float(scalar)
 
 
 def _layer_output(out: Any) -> Any:

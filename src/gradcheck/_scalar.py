@@ -12,6 +12,13 @@ from ._errors import CostFunctionError
 
 _ROUND_NUMBER_BITS = 12
 
+AT_BASE = " at the given parameters"
+
+_MSG_NOT_FINITE = (
+    "the {what} is {value} at the given parameters (before any perturbation); a gradient "
+    "check needs a finite {what} there. Check the inputs, the initialization, and for "
+    "log(0) or division by zero in the {what}."
+)
 _MSG_NOT_SCALAR = (
     "the cost function returned {what} instead of a scalar{where}; return one number "
     "(e.g. the mean of the per-example losses)."
@@ -40,6 +47,14 @@ def to_scalar(value: Any, *, where: str = "") -> Any:
         )
         raise CostFunctionError(_MSG_NOT_SCALAR.format(what=what, where=where))
     return array.reshape(()).item()
+
+
+def finite_at_base(value: Any, what: str = "cost") -> float:
+    """Read the cost at the unperturbed point as a finite float, or raise CostFunctionError."""
+    scalar = to_scalar(value, where=AT_BASE)
+    if not math.isfinite(scalar):
+        raise CostFunctionError(_MSG_NOT_FINITE.format(what=what, value=scalar))
+    return float(scalar)
 
 
 def float_dtype(value: Any) -> np.dtype[Any] | None:

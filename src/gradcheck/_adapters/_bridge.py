@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -11,22 +10,16 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import CostFunctionError, InvalidArgumentError
+from .._errors import InvalidArgumentError
 from .._options import Options
 from .._pipeline import Subject, run
 from .._report import Report
-from .._scalar import to_scalar
+from .._scalar import AT_BASE, finite_at_base, to_scalar
 from .._tree import flatten, flatten_grads
 
 HostArrays = dict[str, NDArray[Any]]
 """Parameter name -> the NumPy array the engine perturbs in place, in report order."""
 
-_AT_BASE = " at the given parameters"
-_MSG_NOT_FINITE = (
-    "the {what} is {value} at the given parameters (before any perturbation); a gradient "
-    "check needs a finite value there. Check the inputs, the initialization, and for "
-    "log(0) or division by zero."
-)
 _MSG_NO_COMPLEX = (
     "method='complex' is not available for {what}: the complex step needs the whole "
     "computation to accept complex parameters, which framework layers rarely do. "
@@ -82,7 +75,7 @@ class Adapter(abc.ABC):
         if not self._probed:
             self._vectorized = self.vectorize()
             if self._vectorized is not None:
-                base = finite_scalar(self.evaluate_point(self.params), "cost")
+                base = finite_at_base(self.evaluate_point(self.params), "cost")
                 resolution = float(np.finfo(self.cost_dtype).eps)
                 self._vectorized = probe(self._vectorized, self.params, base, resolution)
             self._probed = True
@@ -119,10 +112,10 @@ def run_check(adapted: Adapter, options: Options, started: float) -> Report:
     params = adapted.params
     flat = flatten(params)
     analytic = flatten_grads(adapted.grads, flat)
-    base_value = finite_scalar(adapted.evaluate(params), "cost")
+    base_value = finite_at_base(adapted.evaluate(params), "cost")
 
     def repeat() -> tuple[float, bool]:
-        second = to_scalar(adapted.evaluate(params), where=_AT_BASE)
+        second = to_scalar(adapted.evaluate(params), where=AT_BASE)
         again = flatten_grads(adapted.gradient(), flat)
         return second, not np.array_equal(again, analytic, equal_nan=True)
 
@@ -142,14 +135,6 @@ def run_check(adapted: Adapter, options: Options, started: float) -> Report:
                       base_value=base_value, cost_dtype=adapted.cost_dtype,
                       repeat=repeat)  # fmt: skip
     return run(subject, options, started)
-
-
-def finite_scalar(value: Any, what: str) -> float:
-    """Read a cost at the base point as a finite float, or raise CostFunctionError."""
-    scalar = to_scalar(value, where=_AT_BASE)
-    if not math.isfinite(scalar):
-        raise CostFunctionError(_MSG_NOT_FINITE.format(what=what, value=scalar))
-    return float(scalar)
 
 
 def reject_complex_step(options: Options, what: str) -> None:
