@@ -56,6 +56,10 @@ class Leaf:
         """Spell the leaf as the user would index it, e.g. ``params["W1"]``."""
         return f"{root}{self.path}"
 
+    def describe_element(self, index: tuple[int, ...], root: str = "params") -> str:
+        """Spell one element as the user would index it, e.g. ``params["W1"][3, 4]``."""
+        return spell(self.describe(root), index)
+
     def index_of(self, flat_index: int) -> tuple[int, ...]:
         """Turn a flat (C-order) index inside this leaf into an index into its shape."""
         return tuple(int(i) for i in np.unravel_index(flat_index, self.shape)) if self.shape else ()
@@ -106,6 +110,11 @@ def tree_arrays(params: ParamTree) -> list[Any]:
     """The leaves of a parameter tree in gradcheck's order, unvalidated."""
     with optree.dict_insertion_ordered(True, namespace=_NAMESPACE):
         return optree.tree_leaves(params, none_is_leaf=True, namespace=_NAMESPACE)
+
+
+def spell(name: str, index: tuple[int, ...]) -> str:
+    """``name[3, 4]``, or just ``name`` for the element of a 0-d array."""
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
 
 
 def flatten(params: ParamTree) -> FlatParams:

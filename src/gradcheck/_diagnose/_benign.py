@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._tree import FlatParams, Leaf
+from .._tree import FlatParams, Leaf, spell
 from ._finding import Finding
 
 _LISTED = 5
@@ -211,8 +211,6 @@ def _capitalize(text: str) -> str:
 
 
 def _list(name: str, indices: Sequence[tuple[int, ...]]) -> str:
-    listed = ", ".join(
-        f"{name}[{', '.join(map(str, i))}]" if i else name for i in indices[:_LISTED]
-    )
+    listed = ", ".join(spell(name, i) for i in indices[:_LISTED])
     more = f" and {len(indices) - _LISTED} more" if len(indices) > _LISTED else ""
     return listed + more

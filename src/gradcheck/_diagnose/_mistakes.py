@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._tree import spell
 from ._finding import Finding
 
 EXPLAINED = 0.1
@@ -256,7 +257,7 @@ def describe_elements(data: ParamData, among: int | None = None) -> Finding:
     count, checked = len(positions), len(data.local)
     worst = positions[np.argsort(-np.abs(data.analytic - data.numeric)[positions])]
     listed = "; ".join(
-        f"{_spell(data.name, data.index(int(k)))} analytic {data.analytic[k]:.4g}, "
+        f"{spell(data.name, data.index(int(k)))} analytic {data.analytic[k]:.4g}, "
         f"numeric {data.numeric[k]:.4g}"
         for k in worst[:_LISTED]
     )
@@ -350,7 +351,3 @@ _INTEGER_CAUSES = {
 }
 _INVERSE_CAUSES = {2: "a missing factor 2, e.g. the derivative of x**2 without its 2"}
 _HINTS = {"batch_size": ("the batch size", "m"), "time_steps": ("the number of time steps", "T")}
-
-
-def _spell(name: str, index: tuple[int, ...]) -> str:
-    return f"{name}[{', '.join(map(str, index))}]" if index else name

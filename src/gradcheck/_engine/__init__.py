@@ -195,7 +195,7 @@ def _failure_error(
     coordinate = int(local[failure.position])
     index = leaf.index_of(coordinate)
     cause = failure.__cause__
-    where = f"{leaf.describe()}[{', '.join(map(str, index))}]" if index else leaf.describe()
+    where = leaf.describe_element(index)
     return CostFunctionError(
         f"the cost function raised {type(cause).__name__}: {cause} "
         f"while {where} was moved by {shift} (coordinate {leaf.offset + coordinate} "
@@ -319,7 +319,7 @@ def estimate_directional(
         leaf, cause = failure.leaf, failure.__cause__
         if failure.hi - failure.lo == 1:
             index = leaf.index_of(failure.lo)
-            where = f"{leaf.describe()}[{', '.join(map(str, index))}]" if index else leaf.describe()
+            where = leaf.describe_element(index)
         else:
             span = f"{failure.lo}..{failure.hi - 1}"
             where = f"a random direction over elements {span} of {leaf.describe()}"
