@@ -8,14 +8,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST, normalized_difference
-from ._engine import SCHEMES, Guard, Method, Mode, Plan, Problem, estimate
+from ._engine import Guard, Method, Mode
+from ._engine._perturb import evaluate_coordinates
 from ._errors import CostFunctionError, InvalidArgumentError
 from ._options import DEFAULT_DETECTABLE, DEFAULT_MISS_PROBABILITY, require_callable, validate
 from ._pipeline import Subject, run
 from ._report import Report
-from ._scalar import AT_BASE, cost_precision, finite_at_base, to_scalar
+from ._scalar import AT_BASE, finite_at_base, to_scalar
 from ._tree import ParamTree, flatten, flatten_grads, select_present
 
 __all__ = ["check", "check_layer", "gradient_checking"]
@@ -131,6 +133,9 @@ def check(
         changed = not np.array_equal(flatten_grads(grads_again, flat), analytic, equal_nan=True)
         return to_scalar(value, where=AT_BASE), changed
 
+    def recompute() -> NDArray[np.float64]:
+        return flatten_grads(_split_pair(f(params))[1], flat)
+
     with Guard(flat.leaves):  # also restores params a cost modifies at the base point
         first = _at_base(f, params)
         if wants_pair:
@@ -138,9 +143,8 @@ def check(
         base_value = finite_at_base(first)
         analytic = flatten_grads(grads, flat)
         subject = Subject(evaluate=evaluate, params=params, flat=flat, analytic=analytic,
-                          base_value=base_value,
-                          cost_dtype=cost_precision(first, [leaf.dtype for leaf in flat]),
-                          repeat=repeat)  # fmt: skip
+                          base_value=base_value, repeat=repeat,
+                          recompute=recompute if wants_pair else None)  # fmt: skip
         return run(subject, options, started)
 
 
@@ -171,8 +175,12 @@ def check_layer(
     A fixed random Gaussian upstream gradient ``dout`` (never all ones: ones cancel
     in normalization layers) turns the layer into the scalar
     ``sum(forward(inputs) * dout)``, whose gradient is what ``backward(inputs, dout)``
-    must return. Inputs that backward returns no gradient for (None, or a missing
-    key) are held fixed and left out of the report.
+    must return. ``dout`` is drawn from its own stream, ``SeedSequence([seed, SALT])``,
+    so it never equals an input drawn with ``default_rng(seed)`` (which would hide a
+    transposed gradient in a square layer). Inputs that backward returns no gradient for
+    (None, or a missing key) are held fixed and left out of the report; so are inputs
+    that are not floating point (indices, labels), which are passed through untouched
+    and listed as not checked.
 
     Args:
         forward: ``forward(inputs)`` returns an array of any shape.
@@ -215,7 +223,7 @@ def check_layer(
                        time_steps=time_steps, batched=batched, workers=workers,
                        executor=executor, progress=progress, directions=directions,
                        miss_probability=miss_probability, detectable=detectable)  # fmt: skip
-    everything = flatten(inputs)
+    everything = flatten(inputs, hold_integers=True)
 
     def evaluate(tree: Any) -> Any:
         # Sum over the output's own axes only, so a batched forward gives one cost each.
@@ -225,17 +233,31 @@ def check_layer(
     def repeat() -> tuple[float, bool]:
         return to_scalar(_at_base(evaluate, inputs), where=AT_BASE), False
 
+    def recompute() -> NDArray[np.float64]:
+        return flatten_grads(backward(inputs, dout.copy()), flat)
+
     with Guard(everything.leaves):
         out = _layer_output(_at_base(forward, inputs))
-        dout = np.random.default_rng(options.seed).standard_normal(out.shape)
+        dout = upstream_gradient(options.seed, out.shape)
         grads = _at_base(lambda tree: backward(tree, dout.copy()), inputs, what="backward")
         flat = select_present(grads, everything)
         analytic = flatten_grads(grads, flat)
         subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
-                          base_value=finite_at_base(np.sum(out * dout)),
-                          cost_dtype=cost_precision(out, [leaf.dtype for leaf in flat]),
-                          repeat=repeat)  # fmt: skip
+                          base_value=finite_at_base(np.sum(out * dout)), repeat=repeat,
+                          recompute=recompute, held=everything.held)  # fmt: skip
         return run(subject, options, started)
+
+
+UPSTREAM_SALT = 0x75707374  # "upst"
+"""Mixed into the seed of the upstream gradient, so that it is not the stream a user's own
+``default_rng(seed)`` draws inputs from."""
+
+
+def upstream_gradient(seed: int, shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """The fixed random upstream gradient of a layer check (Gaussian, never all ones)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, UPSTREAM_SALT])).standard_normal(
+        shape
+    )
 
 
 def gradient_checking(
@@ -276,15 +298,14 @@ def gradient_checking(
     flat = flatten(list(params) if isinstance(params, tuple) else params)
     analytic = flatten_grads(grads, flat)
     theta = flat.vector()
-    base = to_scalar(cost_function(theta), where=AT_BASE)
-    plan = Plan(scheme=SCHEMES["central"], mode="full", eps=float(epsilon), samples=None,
-                seed=0, cost_dtype=np.dtype(np.float64),
-                nominal_steps=True)  # fmt: skip
-    problem = Problem(
-        cost=lambda: to_scalar(cost_function(theta)), flat=flatten(theta), base_value=base
-    )
-    numeric = estimate(problem, plan)
-    return normalized_difference(numeric.values, analytic)
+    to_scalar(cost_function(theta), where=AT_BASE)  # a cost that fails at theta fails clearly
+    # The textbook's own arithmetic, bit for bit: theta[i] +- epsilon in float64, divided by
+    # the nominal 2 * epsilon (check() divides by the steps actually realized instead).
+    points = [(theta + epsilon).tolist(), (theta - epsilon).tolist()]
+    values = evaluate_coordinates(theta, range(flat.size), points,
+                                  lambda: to_scalar(cost_function(theta)))  # fmt: skip
+    numeric = (np.array(values[0]) - np.array(values[1])) / (2 * epsilon)
+    return normalized_difference(numeric, analytic)
 
 
 def _at_base(f: Callable[[Any], Any], tree: Any, what: str = "the cost function") -> Any:

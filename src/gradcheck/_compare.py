@@ -1,45 +1,51 @@
-"""Compare numeric with analytic gradients: normalized differences, element errors, verdicts.
+"""Compare numeric with analytic gradients: differences, error bars, verdicts.
 
 The measure is the textbook one, ``||numeric - analytic|| / (||numeric|| + ||analytic||)``,
-taken over everything checked and over each parameter on its own, so that a
-wrong bias vector cannot hide behind large correct weight matrices. Two zero
-vectors have difference 0.
+taken over everything checked and over each parameter on its own, so that a wrong bias
+vector cannot hide behind large correct weight matrices. Two zero vectors have
+difference 0.
+
+A parameter passes only on positive evidence (`judge`): its difference is below the
+acceptable threshold, or it lies within error bars that are themselves small enough to
+rule out a bug. Whatever the evidence cannot settle — a step that rounded away, a cost
+that is not finite, error bars too wide, a kink the analytic value cannot be reconciled
+with — is `Verdict.INCONCLUSIVE`, which never passes. The overall verdict and ``passed``
+come from the parameters' verdicts through one function, `overall`.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._tree import FlatParams, Leaf
-
-if TYPE_CHECKING:
-    from ._engine import DirectionalResult
-
 DEFAULT_THRESHOLDS = (1e-7, 1e-5, 1e-3)
 DEFAULT_WORST = 5
+CONFIDENCE = 3.0
+"""A difference within this many error bars is what finite-difference error alone can give."""
 
 
 class Verdict(enum.StrEnum):
-    """How a normalized difference reads against the thresholds (t1, t2, t3).
+    """How a parameter (or a whole check) reads against the thresholds (t1, t2, t3).
 
-    ``correct`` < t1 <= ``acceptable`` < t2 <= ``suspicious`` < t3 <= ``bug``.
+    ``correct`` < t1 <= ``acceptable`` < t2 <= ``suspicious`` < t3 <= ``bug``; and
+    ``inconclusive`` where the evidence could not settle it (never a pass). Severity runs
+    correct, acceptable, suspicious, inconclusive, bug.
     """
 
     CORRECT = "correct"
     ACCEPTABLE = "acceptable"
     SUSPICIOUS = "suspicious"
+    INCONCLUSIVE = "inconclusive"
     BUG = "bug"
 
     @classmethod
     def of(cls, difference: float, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Verdict:
-        """Read a difference against the thresholds."""
+        """Read a difference against the thresholds (nan reads as a bug)."""
         correct, acceptable, suspicious = thresholds
         if difference < correct:
             return cls.CORRECT
@@ -51,13 +57,80 @@ class Verdict(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        """0 for correct up to 3 for bug, to find the worst of several verdicts."""
+        """0 for correct up to 4 for bug, to find the worst of several verdicts."""
         return list(Verdict).index(self)
 
     @property
     def passes(self) -> bool:
-        """Whether this verdict alone lets a check pass (correct or acceptable)."""
+        """Whether this verdict lets a check pass (correct or acceptable)."""
         return self in (Verdict.CORRECT, Verdict.ACCEPTABLE)
+
+
+def overall(verdicts: Iterable[Verdict]) -> tuple[Verdict, bool]:
+    """The verdict of a whole check, and whether it passed: the worst parameter decides.
+
+    The one place where ``passed`` is derived, so a report can never say "correct" and
+    not pass, or pass with an inconclusive parameter.
+    """
+    listed = list(verdicts)
+    if not listed:
+        return Verdict.INCONCLUSIVE, False
+    worst = max(listed, key=lambda v: v.rank)
+    return worst, worst.passes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Judgement:
+    """A parameter's verdict from its evidence, and whether more evidence could change it."""
+
+    verdict: Verdict
+    settled: bool
+    """False: more evaluations (other steps, a ladder) could still change the verdict."""
+    reason: str | None = None
+    """Why it is not settled: "no_step", "nonfinite", "tie", "noise", "unconfirmed"."""
+
+
+def judge(
+    difference: float,
+    error_bar: float,
+    *,
+    thresholds: tuple[float, float, float],
+    unresolved: str | None = None,
+    confirmed: bool = False,
+    analytic_finite: bool = True,
+) -> Judgement:
+    """Give one parameter its verdict from its difference and error bar.
+
+    Args:
+        difference: the normalized difference over its measured elements (nan: none).
+        error_bar: the difference that finite-difference error alone would produce.
+        thresholds: (correct, acceptable, suspicious).
+        unresolved: why some checked elements have no evidence ("no_step", "nonfinite",
+            "tie"), or None.
+        confirmed: a wrong element was confirmed on a ladder of steps.
+        analytic_finite: every analytic value is finite.
+
+    A mismatch beyond the error bars decides over unresolved elements (a bug is a bug);
+    unresolved elements decide over agreement elsewhere (no evidence is no pass).
+    """
+    _, acceptable, suspicious = thresholds
+    if not analytic_finite:
+        return Judgement(verdict=Verdict.BUG, settled=True)
+    measured = not math.isnan(difference)
+    beyond = measured and difference >= acceptable and difference > CONFIDENCE * error_bar
+    if beyond:
+        return Judgement(verdict=Verdict.of(difference, thresholds), settled=confirmed,
+                         reason=None if confirmed else "unconfirmed")  # fmt: skip
+    if measured and confirmed and difference >= acceptable:
+        return Judgement(verdict=Verdict.of(difference, thresholds), settled=True)
+    if unresolved is not None or not measured:
+        return Judgement(verdict=Verdict.INCONCLUSIVE, settled=False,
+                         reason=unresolved or "no_step")  # fmt: skip
+    if difference < acceptable:
+        return Judgement(verdict=Verdict.of(difference, thresholds), settled=True)
+    if CONFIDENCE * error_bar < suspicious:
+        return Judgement(verdict=Verdict.ACCEPTABLE, settled=True)
+    return Judgement(verdict=Verdict.INCONCLUSIVE, settled=False, reason="noise")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +158,10 @@ class Elements:
     analytic: NDArray[np.float64]
     numeric: NDArray[np.float64]
     excluded: NDArray[np.bool_]
-    """[k] left out of the verdict (a kink)."""
+    """[k] verified at a kink (the analytic value lies between the one-sided slopes) and left
+    out of the difference."""
+    error: NDArray[np.float64] | None = None
+    """[k] the error bar of each numeric value (None: not known)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,25 +188,18 @@ class ParamReport:
     nonfinite: int
     """Checked elements whose numeric or analytic value is nan or inf (not in the difference)."""
     excluded: int = 0
-    """Checked elements left out of the verdict because the cost has a kink there."""
+    """Checked elements verified at a kink of the cost (the analytic value is a valid
+    one-sided slope), left out of the difference."""
     error_bar: float = math.nan
     """The difference that finite-difference error alone (round-off and truncation) would
-    give, estimated from extra evaluations at other steps; nan where not estimated."""
+    give, from the measured noise of the cost and the steps used; nan where not estimated."""
     directions: int = 0
     """Random directions it was checked along (directional and bisect modes; 0 otherwise)."""
+    unresolved: int = 0
+    """Checked elements (or directions) with no usable evidence: a step that rounded away, a
+    cost that was not finite, a kink the analytic value lies outside of."""
     elements: Elements | None = field(default=None, repr=False, compare=False)
     """All checked elements' values (None for a report read back from JSON)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Comparison:
-    """Everything the comparison found, before diagnosis."""
-
-    difference: float
-    verdict: Verdict
-    params: tuple[ParamReport, ...]
-    checked: int
-    thresholds: tuple[float, float, float]
 
 
 def normalized_difference(numeric: NDArray[np.float64], analytic: NDArray[np.float64]) -> float:
@@ -139,6 +208,17 @@ def normalized_difference(numeric: NDArray[np.float64], analytic: NDArray[np.flo
     if denominator == 0.0:
         return 0.0
     return float(np.linalg.norm(numeric - analytic)) / denominator
+
+
+def relative_error_bar(
+    error: NDArray[np.float64], numeric: NDArray[np.float64], analytic: NDArray[np.float64]
+) -> float:
+    """The normalized difference that errors of size ``error`` alone would produce."""
+    denominator = float(np.linalg.norm(numeric) + np.linalg.norm(analytic))
+    norm = float(np.linalg.norm(error))
+    if denominator == 0.0:
+        return 0.0 if norm == 0.0 else math.inf
+    return norm / denominator
 
 
 def elements_off(
@@ -154,81 +234,49 @@ def elements_off(
     return np.abs(analytic - numeric) >= tolerance * (magnitude + scale)
 
 
-def compare(
-    indices: NDArray[np.intp],
-    numeric: NDArray[np.float64],
+def directional_difference(
     analytic: NDArray[np.float64],
-    flat: FlatParams,
-    thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    excluded: NDArray[np.bool_] | None = None,
-) -> Comparison:
-    """Compare the numeric estimates at ``indices`` of theta with the analytic gradient.
+    numeric: NDArray[np.float64],
+    error: NDArray[np.float64],
+    norm: float,
+) -> tuple[float, float]:
+    """(difference, error bar) of a tensor checked along k directions.
+
+    The difference is the largest per-direction gap relative to twice the typical size of
+    a projection, ``2 max(||a h||, rms(numeric))``; the error bar is the largest gap the
+    round-off and truncation of one direction could give, on the same scale.
 
     Args:
-        indices: ascending coordinates of theta that were estimated.
-        numeric: the estimates at those coordinates (nan where the cost was not finite).
-        analytic: the analytic gradient over all of theta.
-        flat: the parameter leaves, for names and shapes.
-        thresholds: the verdict thresholds.
-        worst: how many worst elements to keep per parameter.
-        excluded: [k] elements to leave out of the verdict (kinks), aligned with indices.
+        analytic: [k] analytic projections.
+        numeric: [k] numeric projections.
+        error: [k] error bars of the numeric projections.
+        norm: ``||a h||``, the typical size of an analytic projection.
     """
-    analytic_checked = analytic[indices]
-    finite = np.isfinite(numeric) & np.isfinite(analytic_checked)
-    skip = np.zeros(len(indices), dtype=bool) if excluded is None else excluded
-    params = []
-    for leaf in flat.leaves:
-        lo, hi = np.searchsorted(indices, [leaf.offset, leaf.offset + leaf.size])
-        params.append(
-            _compare_leaf(
-                leaf,
-                indices[lo:hi],
-                numeric[lo:hi],
-                analytic_checked[lo:hi],
-                finite[lo:hi],
-                skip[lo:hi],
-                thresholds,
-                worst,
-            )
-        )
-    usable = finite & ~skip
-    difference = normalized_difference(numeric[usable], analytic_checked[usable])
-    return Comparison(
-        difference=difference,
-        verdict=Verdict.of(difference, thresholds),
-        params=tuple(params),
-        checked=len(indices),
-        thresholds=thresholds,
-    )
+    if not len(analytic):
+        return math.nan, math.nan
+    rms = float(np.sqrt(np.mean(numeric**2)))
+    scale = 2 * max(norm, rms)
+    gaps = np.abs(analytic - numeric)
+    if scale == 0:
+        return (0.0, 0.0) if not np.any(gaps) else (math.inf, math.inf)
+    return float(gaps.max()) / scale, float(error.max()) / scale
 
 
-def _compare_leaf(
-    leaf: Leaf,
+def element_errors(
+    name_index: Sequence[tuple[int, ...]],
     coordinates: NDArray[np.intp],
-    numeric: NDArray[np.float64],
     analytic: NDArray[np.float64],
-    finite: NDArray[np.bool_],
-    skip: NDArray[np.bool_],
-    thresholds: tuple[float, float, float],
-    worst: int,
-) -> ParamReport:
-    usable = finite & ~skip
-    numeric_ok, analytic_ok = numeric[usable], analytic[usable]
-    difference = normalized_difference(numeric_ok, analytic_ok)
-    verdict = Verdict.of(difference, thresholds)
-    abs_error = np.abs(analytic - numeric)
-    magnitude = np.abs(analytic) + np.abs(numeric)
+    numeric: NDArray[np.float64],
+    order: NDArray[np.intp],
+) -> tuple[ElementError, ...]:
+    """The `ElementError` of each row listed in ``order``."""
     with np.errstate(invalid="ignore", divide="ignore"):
+        abs_error = np.abs(analytic - numeric)
+        magnitude = np.abs(analytic) + np.abs(numeric)
         rel_error = np.where(magnitude > 0, abs_error / magnitude, 0.0)
-    mismatches = int(np.count_nonzero(elements_off(analytic_ok, numeric_ok, thresholds[1])))
-    # Non-finite elements sort first (the least trustworthy), kinks last (explained).
-    key = np.where(finite, -abs_error, -np.inf)
-    key = np.where(skip, np.inf, key)
-    order = np.argsort(key, kind="stable")[:worst]
-    elements = tuple(
+    return tuple(
         ElementError(
-            index=leaf.index_of(int(coordinates[k]) - leaf.offset),
+            index=name_index[int(k)],
             coordinate=int(coordinates[k]),
             analytic=float(analytic[k]),
             numeric=float(numeric[k]),
@@ -236,80 +284,4 @@ def _compare_leaf(
             rel_error=float(rel_error[k]),
         )
         for k in order
-    )
-    nonfinite = int(np.count_nonzero(~finite))
-    return ParamReport(
-        name=leaf.name,
-        shape=leaf.shape,
-        dtype=str(leaf.dtype),
-        size=leaf.size,
-        checked=len(coordinates),
-        difference=difference,
-        verdict=verdict,
-        passed=verdict.passes and nonfinite == 0,
-        worst=elements,
-        mismatches=mismatches,
-        norm_analytic=float(np.linalg.norm(analytic_ok)),
-        norm_numeric=float(np.linalg.norm(numeric_ok)),
-        nonfinite=nonfinite,
-        excluded=int(np.count_nonzero(skip & finite)),
-        elements=Elements(
-            local=coordinates - leaf.offset,
-            analytic=analytic,
-            numeric=numeric,
-            excluded=skip.copy(),
-        ),
-    )
-
-
-def compare_directional(
-    result: DirectionalResult,
-    analytic: NDArray[np.float64],
-    flat: FlatParams,
-    thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-) -> Comparison:
-    """Compare along random directions per tensor, plus any elements bisection checked.
-
-    A tensor's difference is the largest per-direction error relative to twice its
-    analytic norm (see `Projection.difference`); the overall difference is the largest
-    over tensors.
-    """
-    order = np.argsort(np.asarray(result.coordinates, dtype=np.intp), kind="stable")
-    coordinates = np.asarray(result.coordinates, dtype=np.intp)[order]
-    numeric = np.asarray(result.values, dtype=np.float64)[order]
-    params = []
-    for leaf, projection in zip(flat.leaves, result.projections, strict=True):
-        lo, hi = np.searchsorted(coordinates, [leaf.offset, leaf.offset + leaf.size])
-        mine = coordinates[lo:hi]
-        a, n = analytic[mine], numeric[lo:hi]
-        finite = np.isfinite(a) & np.isfinite(n)
-        elements = _compare_leaf(leaf, mine, n, a, finite, np.zeros(len(mine), dtype=bool),
-                                 thresholds, worst)  # fmt: skip
-        if projection is None:
-            params.append(elements)
-            continue
-        difference = projection.difference
-        part = analytic[leaf.offset : leaf.offset + leaf.size]
-        verdict = Verdict.BUG if math.isnan(difference) else Verdict.of(difference, thresholds)
-        params.append(
-            replace(
-                elements,
-                checked=leaf.size,
-                difference=difference,
-                verdict=verdict,
-                passed=verdict.passes,
-                directions=len(projection.analytic),
-                norm_analytic=float(np.linalg.norm(part)),
-                norm_numeric=float(np.sqrt(np.mean(projection.numeric**2))),
-            )
-        )
-    differences = [p.difference for p in params if p.directions]
-    difference = max(differences, default=0.0)
-    return Comparison(
-        difference=difference,
-        verdict=Verdict.BUG if math.isnan(difference) else Verdict.of(difference, thresholds),
-        params=tuple(params),
-        checked=flat.size,
-        thresholds=thresholds,
     )

@@ -30,11 +30,15 @@ class Remote:
     tree: ParamTree
     positions: tuple[int, ...]
     """Positions of the checked arrays among all the tree's arrays."""
+    complex_ok: bool = False
+    """The complex step: the cost returns complex values."""
 
     def __call__(self) -> tuple[list[NDArray[Any]], Callable[[], Any]]:
         arrays = tree_arrays(self.tree)
-        tree, evaluate = self.tree, self.evaluate
-        return [arrays[i] for i in self.positions], lambda: to_scalar(evaluate(tree))
+        tree, evaluate, complex_ok = self.tree, self.evaluate, self.complex_ok
+        return [arrays[i] for i in self.positions], lambda: to_scalar(
+            evaluate(tree), complex_ok=complex_ok
+        )
 
 
 @contextlib.contextmanager
@@ -68,7 +72,8 @@ def executor_for(
         yield BatchedExecutor(batched, loop, [leaf.size for leaf in flat], progress,
                               stacked=stacked, base=base, resolution=resolution)  # fmt: skip
         return
-    payload = Remote(evaluate=evaluate, tree=target, positions=_positions(flat, target))
+    payload = Remote(evaluate=evaluate, tree=target, positions=_positions(flat, target),
+                     complex_ok=options.scheme.complex_step)  # fmt: skip
     if options.executor is not None:
         workers = options.workers or _guess_workers(options.executor)
         yield PoolExecutor(payload, options.executor, workers, progress)

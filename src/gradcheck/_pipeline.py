@@ -1,35 +1,58 @@
-"""Run the stages of a check in order: engine, compare, diagnose, report."""
+"""Run the stages of a check in order, the same for every mode: estimate, settle, report.
+
+1. The cost is evaluated twice at the given point (randomness) and its noise is measured.
+2. The bulk estimate: every chosen coordinate (full, sample) or k random directions per
+   tensor (directional, bisect), at steps chosen from the parameters' precision and
+   magnitude and the measured noise; each row gets its error bar.
+3. Each parameter's verdict is settled on evidence (`_diagnose.settle`); in bisect mode the
+   failing tensors are then halved down to their wrong elements, which are settled too.
+4. The cost at the given point once more (randomness that started late), then the report:
+   per-parameter rows, findings, and the overall verdict from `_compare.overall`.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._compare import Comparison, Verdict, compare, compare_directional
-from ._diagnose import Evidence, Finding, diagnose
-from ._diagnose._benign import nondeterministic
-from ._diagnose._directional import diagnose_directional
+from ._compare import CONFIDENCE, Judgement, ParamReport, Verdict, judge, normalized_difference, overall
+from ._diagnose import (
+    Circumstances,
+    Context,
+    Finding,
+    Rows,
+    Status,
+    changed_during,
+    findings_for,
+    held,
+    nondeterministic,
+    param_report,
+    precision,
+    raised_steps,
+    settle,
+    unresolved_range,
+)
 from ._engine import (
     BatchedExecutor,
-    Plan,
+    Executor,
     PoolExecutor,
     Problem,
+    bisect,
     directions_for,
     estimate,
-    estimate_directional,
+    measure,
     miss_probability,
-    precision_of,
-    resolution_of,
+    project,
+    select_coordinates,
 )
-from ._engine._modes import samples_per_leaf
-from ._engine._schemes import describe_step
+from ._engine._step import describe, initial_steps, scale_of
 from ._errors import CostFunctionError, GradcheckWarning
 from ._evaluation import executor_for
 from ._options import Options
@@ -40,6 +63,8 @@ from ._tree import FlatParams, ParamTree, tree_arrays
 
 LONG_CHECK = 2_000_000
 """Planned evaluations above which a full check warns with its estimated duration."""
+COMPLEX_STEP = 1e-20
+"""The complex step's default: no subtraction, so any tiny step is exact."""
 
 _MSG_DROPS_IMAGINARY = (
     "method='complex' evaluates the cost at complex parameters and reads the derivative "
@@ -60,138 +85,389 @@ class Subject:
     """The leaves to check (all of params', or those the user gave gradients for)."""
     analytic: NDArray[np.float64]
     base_value: float
-    cost_dtype: np.dtype[Any] | None
-    """The precision of the cost, from the type it returns (None for a Python float)."""
     repeat: Callable[[], tuple[float, bool]]
     """Evaluate again at the base point: (cost, whether the analytic gradient changed)."""
+    recompute: Callable[[], NDArray[np.float64]] | None = None
+    """The analytic gradient over theta at the arrays' current values (None: not available,
+    the user passed the gradient itself)."""
+    held: tuple[tuple[str, str], ...] = ()
+    """(name, dtype) of inputs that are not floating point: held fixed, not checked."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """The steps and noise a check runs with, decided before the bulk estimate."""
+
+    problem: Problem
+    sigma: float
+    scales: list[NDArray[np.float64]]
+    steps: list[NDArray[np.float64]]
+    """Per leaf, the requested step of every element."""
+    raised: int
+    relative: float
+    """The cost's noise relative to its variation (the largest over the leaves)."""
+    settings: Settings
+    evaluations: int
+
+
+@dataclass(slots=True, kw_only=True)
+class _Checked:
+    """One parameter's settled evidence."""
+
+    rows: Rows
+    judgement: Judgement
+    elements: Rows | None = None
+    """Directional modes: the coordinates bisection checked."""
+    stopped: bool = False
+    """Bisection stopped at its limit of wrong elements."""
+    ranges: list[tuple[int, int]] | None = None
+    """Bisection: ranges [lo, hi) that failed but whose halves did not."""
 
 
 def run(subject: Subject, options: Options, started: float) -> Report:
-    """Estimate, compare and diagnose; return the Report."""
+    """Estimate, settle and explain; return the Report."""
     scheme = options.scheme
-    settings = Settings(
-        method=scheme.name,
-        eps=options.eps,
-        step=_describe_steps(subject.flat, options, subject.cost_dtype),
-        mode=options.mode,
-        samples=options.samples,
-        seed=options.seed,
-        thresholds=options.thresholds,
-    )
     timer = time.perf_counter()
     second, grads_changed = subject.repeat()
     one_evaluation = time.perf_counter() - timer
     randomness = nondeterministic(subject.base_value, second, grads_changed)
+    settings = Settings(method=scheme.name, eps=options.eps, step="", mode=options.mode,
+                        samples=options.samples, seed=options.seed,
+                        thresholds=options.thresholds)  # fmt: skip
     if randomness is not None and _ruins_check(subject, options, second):
-        return _undetermined(subject, options, settings, randomness, started)
+        return _undetermined(subject, settings, [randomness], started, evaluations=2)
     lead = [randomness] if randomness else []
-    problem = _problem(subject, complex_step=scheme.complex_step)
+    plan = _plan(subject, options, settings)
     if options.mode in ("directional", "bisect"):
-        return _run_directional(subject, options, problem, settings, lead, started)
+        checked, extra, settings = _directional(subject, options, plan)
+    else:
+        checked, extra, executor_name = _coordinates(subject, options, plan, one_evaluation)
+        settings = replace(plan.settings, executor=executor_name)
+    evaluations = 2 + plan.evaluations + extra + (1 if scheme.complex_step else 0)
+    last = to_scalar(subject.evaluate(subject.params))
+    evaluations += 1
+    if abs(float(np.real(last)) - subject.base_value) > CONFIDENCE * plan.sigma + 4 * abs(
+        subject.base_value
+    ) * np.finfo(np.float64).eps:
+        late = changed_during(subject.base_value, float(np.real(last)), plan.sigma)
+        return _undetermined(subject, settings, [*lead, late], started, evaluations=evaluations)
+    return _report(subject, options, plan, checked, lead, settings, evaluations, started)
 
-    plan = Plan(scheme=scheme, mode=options.mode, eps=options.eps, samples=options.samples,
-                seed=options.seed, cost_dtype=subject.cost_dtype)  # fmt: skip
-    planned = _planned_evaluations(subject.flat, options)
+
+def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
+    """Measure the cost's noise and choose every element's step."""
+    problem = _problem(subject, complex_step=options.scheme.complex_step)
+    leaves = problem.flat.leaves
+    scales = [scale_of(np.asarray(leaf.array).real.reshape(-1)) for leaf in leaves]
+    noise = measure(leaves, problem.cost, subject.base_value, scales, options.seed)
+    steps, raised, relatives = [], 0, []
+    described: dict[str, list[float]] = {}
+    for leaf, scale in zip(leaves, scales, strict=True):
+        x = np.asarray(leaf.array).real.reshape(-1)
+        relative = _relative_noise(subject, leaf.offset, leaf.size, scale, noise.sigma)
+        relatives.append(relative)
+        if options.scheme.complex_step:
+            h = np.full(leaf.size, COMPLEX_STEP if options.eps is None else _complex_eps(options))
+        else:
+            h, count = initial_steps(x, options.eps, order=options.scheme.order, scale=scale,
+                                     noise=relative)  # fmt: skip
+            raised += count
+        steps.append(h)
+        described.setdefault(str(x.dtype), []).append(relative)
+    step = _describe(options, described)
+    return _Plan(problem=problem, sigma=noise.sigma, scales=scales, steps=steps, raised=raised,
+                 relative=max(relatives, default=0.0), settings=replace(settings, step=step),
+                 evaluations=noise.evaluations)  # fmt: skip
+
+
+def _describe(options: Options, relatives: dict[str, list[float]]) -> str:
+    """The requested steps in words, per dtype: "1e-07", or "0.0046*scale" (a range if the
+    parameters' noise levels differ)."""
+    if options.scheme.complex_step:
+        return f"{COMPLEX_STEP if options.eps is None else _complex_eps(options):.3g}"
+    parts = {}
+    for dtype, values in relatives.items():
+        texts = sorted({describe(options.eps, options.scheme.order, np.dtype(dtype), v)
+                        for v in (min(values), max(values))})  # fmt: skip
+        parts[dtype] = texts[0] if len(texts) == 1 else " to ".join(
+            [texts[0].removesuffix("*scale"), texts[-1]]
+        )
+    if len(set(parts.values())) == 1:
+        return next(iter(parts.values()))
+    return ", ".join(f"{text} ({dtype})" for dtype, text in parts.items())
+
+
+def _complex_eps(options: Options) -> float:
+    return COMPLEX_STEP if options.eps == "auto" else float(options.eps)  # type: ignore[arg-type]
+
+
+def _relative_noise(
+    subject: Subject, offset: int, size: int, scale: NDArray[np.float64], sigma: float
+) -> float:
+    """The cost's noise relative to its variation over one scale length of this leaf."""
+    part = subject.analytic[offset : offset + size]
+    part = part[np.isfinite(part)]
+    gradient = float(np.sqrt(np.mean(part**2))) if len(part) else 0.0
+    length = float(np.sqrt(np.mean(scale**2))) if len(scale) else 1.0
+    variation = gradient * length if gradient > 0 else abs(subject.base_value)
+    return sigma / variation if variation > 0 else 1.0
+
+
+def _context(subject: Subject, options: Options, plan: _Plan,
+             executor: Executor | None) -> Context:  # fmt: skip
+    return Context(problem=plan.problem, executor=executor, sigma=plan.sigma,
+                   thresholds=options.thresholds, pinned=_pinned(options) is not None,
+                   scales=plan.scales, recompute=subject.recompute,
+                   seed=options.seed)  # fmt: skip
+
+
+def _pinned(options: Options) -> float | None:
+    eps = options.eps
+    return float(eps) if isinstance(eps, float | int) and not isinstance(eps, bool) else None
+
+
+def _coordinates(
+    subject: Subject, options: Options, plan: _Plan, one_evaluation: float
+) -> tuple[list[_Checked], int, str]:
+    """Full and sample mode: every chosen coordinate, then settle each parameter."""
+    problem = plan.problem
+    chosen = select_coordinates(problem.flat, options.mode, options.samples, options.seed)
+    steps = [h[local] for h, local in zip(plan.steps, chosen, strict=True)]
+    planned = sum(len(c) for c in chosen) * options.scheme.evaluations_per_coordinate
     _warn_if_long(options, planned, one_evaluation)
+    resolution = max(float(np.finfo(np.float64).eps), plan.relative)
     with (
         ProgressBar(planned, "gradcheck", enabled=options.progress) as progress,
-        executor_for(
-            problem,
-            problem.target,
-            subject.evaluate,
-            options,
-            progress,
-            resolution_of(subject.cost_dtype or np.dtype(np.float64)),
-        ) as executor,
+        executor_for(problem, problem.target, subject.evaluate, options, progress,
+                     resolution) as executor,  # fmt: skip
     ):
-        numeric = estimate(problem, plan, executor)
-    comparison = compare(numeric.indices, numeric.values, subject.analytic, subject.flat,
-                         options.thresholds, options.worst)  # fmt: skip
-    diagnosis = diagnose(
-        Evidence(problem=problem, numeric=numeric, analytic=subject.analytic, flat=subject.flat,
-                 comparison=comparison, worst=options.worst, seed=options.seed,
-                 cost_dtype=subject.cost_dtype, complex_step=scheme.complex_step,
-                 step=settings.step, hints=options.hints)
-    )  # fmt: skip
+        estimates = estimate(problem, options.scheme, chosen, steps, plan.sigma, executor)
+        context = _context(subject, options, plan, executor)
+        checked, evaluations = [], estimates.evaluations
+        for leaf_index, leaf in enumerate(problem.flat.leaves):
+            lo, hi = np.searchsorted(estimates.indices, [leaf.offset, leaf.offset + leaf.size])
+            part = slice(int(lo), int(hi))
+            usable, nonfinite = estimates.usable[part], estimates.nonfinite[part]
+            status = np.where(~usable, Status.NO_STEP,
+                              np.where(nonfinite, Status.NONFINITE, Status.MEASURED))  # fmt: skip
+            numeric = estimates.values[part]
+            error = np.maximum(estimates.noise[part] + estimates.truncation[part],
+                               4 * np.finfo(np.float64).eps * np.abs(numeric))  # fmt: skip
+            realized = estimates.steps[part]
+            leaf_rows = Rows(leaf=leaf, leaf_index=leaf_index,
+                             local=estimates.indices[part] - leaf.offset,
+                             analytic=subject.analytic[estimates.indices[part]].copy(),
+                             numeric=numeric.copy(), error=error,
+                             step=np.where(usable, realized, steps[leaf_index]),
+                             status=status.astype(np.int8))  # fmt: skip
+            outcome = settle(context, leaf_rows)
+            evaluations += outcome.evaluations
+            checked.append(_Checked(rows=leaf_rows, judgement=outcome.judgement))
+    name = "loop"
     if isinstance(executor, BatchedExecutor):
         sizes = sorted(set(executor.choices.values()))
-        settings = replace(settings, executor="batched (B=" + "/".join(map(str, sizes)) + ")")
+        name = "batched (B=" + "/".join(map(str, sizes)) + ")"
     elif isinstance(executor, PoolExecutor):
-        settings = replace(settings, executor=f"{executor.workers} workers")
-    return _report(
-        diagnosis.comparison,
-        lead + diagnosis.findings,
-        (3 if scheme.complex_step else 2) + numeric.evaluations + diagnosis.evaluations,
-        settings,
-        subject.flat,
-        started,
-    )
+        name = f"{executor.workers} workers"
+    return checked, evaluations, name
 
 
-def _run_directional(
-    subject: Subject,
-    options: Options,
-    problem: Problem,
-    settings: Settings,
-    lead: list[Finding],
-    started: float,
-) -> Report:
-    """The directional modes: k random directions per tensor, bisection into failures."""
+def _directional(
+    subject: Subject, options: Options, plan: _Plan
+) -> tuple[list[_Checked], int, Settings]:
+    """Directional and bisect mode: k random directions per tensor, then bisection."""
+    problem = plan.problem
     tolerance = options.thresholds[1]
-    directions = options.directions or directions_for(
-        options.miss_probability, tolerance, options.detectable
-    )
-    result = estimate_directional(
-        problem,
-        subject.analytic,
-        eps=options.eps,
-        cost_dtype=subject.cost_dtype,
-        directions=directions,
-        tolerance=tolerance,
-        bisect=options.mode == "bisect",
-        seed=options.seed,
-    )
-    comparison = compare_directional(result, subject.analytic, subject.flat,
-                                     options.thresholds, options.worst)  # fmt: skip
-    findings = diagnose_directional(comparison, result, options.hints, tolerance)
-    settings = replace(
-        settings,
-        directions=directions,
-        miss_probability=miss_probability(directions, tolerance, options.detectable),
-        detectable=options.detectable,
-    )
-    return _report(comparison, lead + findings, 2 + result.evaluations, settings, subject.flat,
-                   started)  # fmt: skip
+    k = options.directions or directions_for(options.miss_probability, tolerance,
+                                             options.detectable)  # fmt: skip
+    context = _context(subject, options, plan, None)
+    checked, evaluations = [], 0
+    worst_miss = 0.0
+    for leaf_index, leaf in enumerate(problem.flat.leaves):
+        part = subject.analytic[leaf.offset : leaf.offset + leaf.size]
+        h = plan.steps[leaf_index]
+        if leaf.size == 0:
+            continue
+        rng = np.random.default_rng([options.seed, leaf_index])
+        measured = project(problem, leaf_index, 0, leaf.size, h, part, plan.sigma, rng, k)
+        evaluations += 2 * k
+        leaf_rows = _direction_rows(leaf_index, leaf, measured, part)
+        outcome = settle(context, leaf_rows)
+        evaluations += outcome.evaluations
+        entry = _Checked(rows=leaf_rows, judgement=outcome.judgement)
+        if options.mode == "bisect" and entry.judgement.verdict in (Verdict.SUSPICIOUS,
+                                                                     Verdict.BUG):  # fmt: skip
+            evaluations += _bisect(subject, options, plan, context, entry)
+        checked.append(entry)
+        worst_miss = max(worst_miss, _miss(leaf_rows, k, options))
+    settings = replace(plan.settings, directions=k, detectable=options.detectable,
+                       miss_probability=max(worst_miss, miss_probability(
+                           k, tolerance, options.detectable)))  # fmt: skip
+    return checked, evaluations, settings
+
+
+def _direction_rows(leaf_index: int, leaf: Any, measured: list[Any],
+                    part: NDArray[np.float64]) -> Rows:  # fmt: skip
+    status = [Status.MEASURED if d.usable and not d.nonfinite
+              else Status.NONFINITE if d.nonfinite else Status.NO_STEP
+              for d in measured]  # fmt: skip
+    return Rows(leaf=leaf, leaf_index=leaf_index, local=np.arange(len(measured)),
+                analytic=np.array([d.analytic for d in measured]),
+                numeric=np.array([d.numeric for d in measured]),
+                error=np.array([d.noise for d in measured]), step=np.ones(len(measured)),
+                status=np.array(status, dtype=np.int8), directions=measured,
+                leaf_analytic=part)  # fmt: skip
+
+
+def _miss(rows: Rows, k: int, options: Options) -> float:
+    """The miss probability the noise actually reached allows for this tensor."""
+    if rows.directions is None or not rows.directions:
+        return 0.0
+    norm = max(d.scale for d in rows.directions)
+    if norm == 0:
+        return 0.0
+    allowance = CONFIDENCE * float(np.max(rows.error)) / norm
+    return miss_probability(k, options.thresholds[1], options.detectable, noise=allowance)
+
+
+def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
+            entry: _Checked) -> int:  # fmt: skip
+    """Halve a failing tensor down to its wrong elements; settle those elements.
+
+    Returns the evaluations spent; the elements and the settled judgement go into ``entry``.
+    """
+    problem = plan.problem
+    leaf_index = entry.rows.leaf_index
+    leaf = problem.flat.leaves[leaf_index]
+    part = subject.analytic[leaf.offset : leaf.offset + leaf.size]
+    h = plan.steps[leaf_index]
+    found: list[Rows] = []
+    spent = 0
+
+    def measure_range(lo: int, hi: int, count: int, attempt: int) -> list[Any]:
+        nonlocal spent
+        rng = np.random.default_rng([options.seed, leaf_index, lo, hi, attempt])
+        spent += 2 * count
+        return project(problem, leaf_index, lo, hi, h[lo:hi], part[lo:hi], plan.sigma, rng,
+                       count)  # fmt: skip
+
+    def fails(direction: Any) -> bool:
+        rows = _direction_rows(leaf_index, leaf, [direction], part)
+        difference, error_bar = rows.difference()
+        return bool(difference >= options.thresholds[1]
+                    and difference > CONFIDENCE * error_bar)  # fmt: skip
+
+    def check_range(lo: int, hi: int) -> int:
+        nonlocal spent
+        chosen = [np.arange(lo, hi) if i == leaf_index else np.empty(0, dtype=np.intp)
+                  for i in range(len(problem.flat.leaves))]  # fmt: skip
+        steps = [h[c] if i == leaf_index else np.empty(0) for i, c in enumerate(chosen)]
+        estimates = estimate(problem, options.scheme, chosen, steps, plan.sigma)
+        spent += estimates.evaluations
+        status = np.where(~estimates.usable, Status.NO_STEP,
+                          np.where(estimates.nonfinite, Status.NONFINITE, Status.MEASURED))  # fmt: skip
+        rows = Rows(leaf=leaf, leaf_index=leaf_index, local=np.arange(lo, hi),
+                    analytic=part[lo:hi].copy(), numeric=estimates.values.copy(),
+                    error=estimates.noise.copy(), step=estimates.steps.copy(),
+                    status=status.astype(np.int8))  # fmt: skip
+        found.append(rows)
+        return int(np.count_nonzero(rows.off(options.thresholds[1])))
+
+    bisection = bisect(leaf.size, measure_range, fails, check_range)
+    elements = _concatenate(leaf, leaf_index, found)
+    if len(elements.local):
+        spent += settle(replace(context, pinned=True), elements).evaluations
+    rows = entry.rows
+    difference, error_bar = rows.difference()
+    entry.judgement = judge(difference, error_bar, thresholds=options.thresholds,
+                            unresolved=rows.unresolved_reason(),
+                            confirmed=bool(rows.confirmed.any() or elements.confirmed.any()))  # fmt: skip
+    entry.elements, entry.stopped, entry.ranges = elements, bisection.stopped, bisection.unresolved
+    return spent
+
+
+def _concatenate(leaf: Any, leaf_index: int, parts: Sequence[Rows]) -> Rows:
+    def join(name: str) -> NDArray[Any]:
+        return np.concatenate([getattr(p, name) for p in parts]) if parts else np.empty(0)
+
+    order = np.argsort(join("local"), kind="stable") if parts else np.empty(0, dtype=np.intp)
+    return Rows(leaf=leaf, leaf_index=leaf_index, local=join("local").astype(np.intp)[order],
+                analytic=join("analytic")[order], numeric=join("numeric")[order],
+                error=join("error")[order], step=join("step")[order],
+                status=join("status").astype(np.int8)[order])  # fmt: skip
 
 
 def _report(
-    comparison: Comparison,
-    findings: list[Finding],
-    evaluations: int,
+    subject: Subject,
+    options: Options,
+    plan: _Plan,
+    checked: list[_Checked],
+    lead: list[Finding],
     settings: Settings,
-    flat: FlatParams,
+    evaluations: int,
     started: float,
 ) -> Report:
+    circumstances = Circumstances(
+        thresholds=options.thresholds, worst=options.worst, hints=options.hints,
+        sigma=plan.sigma, eps=_pinned(options),
+        suggested={c.rows.leaf.name: _suggested(c.rows, plan) for c in checked},
+    )  # fmt: skip
+    params: list[ParamReport] = []
+    mistakes: list[tuple[ParamReport, list[Finding]]] = []
+    for c in checked:
+        report = param_report(c.rows, c.judgement, options.worst, options.thresholds[1],
+                              c.elements)  # fmt: skip
+        params.append(report)
+        refined = bool(c.rows.refined_steps)
+        found = findings_for(c.rows, c.judgement, circumstances, c.elements, refined, c.stopped)
+        for first, last in c.ranges or ():
+            found.append(unresolved_range(c.rows.leaf.name, first, last - 1))
+        mistakes.append((report, found))
+    mistakes.sort(key=lambda pair: (pair[0].verdict.rank, pair[0].difference), reverse=True)
+    findings = lead + [f for _, found in mistakes for f in found]
+    bars = {p.name: p.error_bar for p in params}
+    leaves = [c.rows.leaf for c in checked]
+    note = precision(leaves, plan.sigma, plan.relative, settings.step, bars)
+    if note is not None:
+        findings.append(note)
+    if plan.raised:
+        findings.append(raised_steps(plan.raised, _pinned(options)))
+    if subject.held:
+        findings.append(held(subject.held))
+    verdict, passed = overall(p.verdict for p in params)
     return Report(
-        difference=comparison.difference,
-        verdict=comparison.verdict,
-        passed=comparison.verdict.passes and all(p.passed for p in comparison.params),
-        params={p.name: p for p in comparison.params},
+        difference=_overall_difference([c.rows for c in checked]),
+        verdict=verdict,
+        passed=passed,
+        params={p.name: p for p in params},
         findings=findings,
         evaluations=evaluations,
         settings=settings,
-        size=flat.size,
-        checked=comparison.checked,
+        size=subject.flat.size,
+        checked=sum(p.checked for p in params),
         elapsed=time.perf_counter() - started,
     )
 
 
-def _planned_evaluations(flat: FlatParams, options: Options) -> int:
-    if options.mode == "full":
-        coordinates = flat.size
-    else:
-        coordinates = sum(samples_per_leaf(leaf.size, options.samples) for leaf in flat)
-    return coordinates * options.scheme.evaluations_per_coordinate
+def _suggested(rows: Rows, plan: _Plan) -> float:
+    """The central-difference step the measured noise calls for, for one parameter."""
+    scale = float(np.median(plan.scales[rows.leaf_index])) if rows.leaf.size else 1.0
+    gradient = rows.gradient_scale() or 1.0
+    return scale * min(3 * plan.sigma / (gradient * scale), 1.0) ** (1 / 3)
+
+
+def _overall_difference(rows: list[Rows]) -> float:
+    """The textbook number over everything measured (the largest directional difference in
+    the directional modes)."""
+    if any(r.directions is not None for r in rows):
+        values = [r.difference()[0] for r in rows]
+        finite = [v for v in values if not math.isnan(v)]
+        return max(finite) if len(finite) == len(values) and finite else math.nan
+    numeric = np.concatenate([r.numeric[r.measured()] for r in rows])
+    analytic = np.concatenate([r.analytic[r.measured()] for r in rows])
+    if not np.isfinite(analytic).all():
+        return math.nan
+    return normalized_difference(numeric, analytic)
 
 
 def _warn_if_long(options: Options, planned: int, one_evaluation: float) -> None:
@@ -230,29 +506,32 @@ def _ruins_check(subject: Subject, options: Options, second: float) -> bool:
     gap = abs(second - subject.base_value)
     if gap == 0:
         return True  # only the gradients changed: the analytic side cannot be trusted
-    step = 1e-7 if options.eps is None or options.eps == "auto" else float(options.eps)
+    pinned = _pinned(options)
+    step = 1e-7 if pinned is None else pinned
     induced = math.sqrt(subject.flat.size) * gap / (2 * step)
     norm = float(np.linalg.norm(subject.analytic[np.isfinite(subject.analytic)]))
     return induced >= options.thresholds[0] * norm
 
 
-def _undetermined(
-    subject: Subject, options: Options, settings: Settings, finding: Finding, started: float
-) -> Report:
-    """A report that gives no verdict it cannot back: nothing was compared."""
-    empty = compare(np.empty(0, dtype=np.intp), np.empty(0), subject.analytic, subject.flat,
-                    options.thresholds, options.worst)  # fmt: skip
+def _undetermined(subject: Subject, settings: Settings, findings: list[Finding],
+                  started: float, *, evaluations: int) -> Report:  # fmt: skip
+    """A report that gives no verdict it cannot back: the cost is random."""
     params = {
-        p.name: replace(p, difference=math.nan, verdict=Verdict.SUSPICIOUS, passed=False)
-        for p in empty.params
-    }
+        leaf.name: ParamReport(
+            name=leaf.name, shape=leaf.shape, dtype=str(leaf.dtype), size=leaf.size, checked=0,
+            difference=math.nan, verdict=Verdict.INCONCLUSIVE, passed=False, worst=(),
+            mismatches=0, norm_analytic=math.nan, norm_numeric=math.nan, nonfinite=0,
+        )
+        for leaf in subject.flat.leaves
+    }  # fmt: skip
+    verdict, passed = overall(p.verdict for p in params.values())
     return Report(
         difference=math.nan,
-        verdict=Verdict.SUSPICIOUS,
-        passed=False,
+        verdict=verdict,
+        passed=passed,
         params=params,
-        findings=[finding],
-        evaluations=2,
+        findings=findings,
+        evaluations=evaluations,
         settings=settings,
         size=subject.flat.size,
         checked=0,
@@ -278,18 +557,10 @@ def _problem(subject: Subject, *, complex_step: bool) -> Problem:
     evaluate = subject.evaluate
 
     def cost() -> float | complex:
-        value: float | complex = to_scalar(evaluate(target))
+        value: float | complex = to_scalar(evaluate(target), complex_ok=complex_step)
         return value
 
     return Problem(cost=cost, flat=flat, base_value=subject.base_value, target=target)
 
 
-def _describe_steps(flat: FlatParams, options: Options, cost_dtype: np.dtype[Any] | None) -> str:
-    described: dict[str, list[str]] = {}
-    for leaf in flat:
-        resolution = precision_of(leaf.dtype, cost_dtype)
-        text = describe_step(options.scheme, options.eps, resolution)
-        described.setdefault(text, []).append(str(leaf.dtype))
-    if len(described) == 1:
-        return next(iter(described))
-    return ", ".join(f"{text} ({'/'.join(sorted(set(d)))})" for text, d in described.items())
+__all__ = ["LONG_CHECK", "Subject", "run"]

@@ -72,6 +72,9 @@ class FlatParams:
     leaves: tuple[Leaf, ...]
     spec: optree.PyTreeSpec = field(repr=False)
     size: int
+    held: tuple[tuple[str, str], ...] = ()
+    """(name, dtype) of arrays in the tree that are not floating point and are held fixed
+    (a layer's indices or labels), never perturbed nor checked."""
 
     def __iter__(self) -> Iterator[Leaf]:
         return iter(self.leaves)
@@ -117,8 +120,13 @@ def spell(name: str, index: tuple[int, ...]) -> str:
     return f"{name}[{', '.join(map(str, index))}]" if index else name
 
 
-def flatten(params: ParamTree) -> FlatParams:
+def flatten(params: ParamTree, *, hold_integers: bool = False) -> FlatParams:
     """Flatten a parameter tree into named leaves, rejecting anything a check cannot perturb.
+
+    Args:
+        params: the tree.
+        hold_integers: keep integer and boolean arrays (a layer's indices, labels) in the
+            tree, unperturbed and unchecked, instead of rejecting them.
 
     Raises:
         ParamTreeError: params is empty, a leaf is not a writeable finite float array,
@@ -133,10 +141,14 @@ def flatten(params: ParamTree) -> FlatParams:
             "Pass a float array, or a dict / list / tuple of float arrays."
         )
     leaves: list[Leaf] = []
+    held: list[tuple[str, str]] = []
     offset = 0
     for array, accessor in zip(arrays, accessors, strict=True):
         path = _path_text(accessor)
         name = _dotted_name(accessor)
+        if hold_integers and isinstance(array, np.ndarray) and array.dtype.kind in "iub":
+            held.append((name, str(array.dtype)))
+            continue
         _validate_array(array, f"params{path}")
         size = math.prod(array.shape)
         leaves.append(
@@ -153,9 +165,10 @@ def flatten(params: ParamTree) -> FlatParams:
         )
         offset += size
     if offset == 0:
-        raise ParamTreeError("every array in params has zero elements: there is nothing to check.")
+        what = "floating-point array" if held else "array"
+        raise ParamTreeError(f"every {what} in params has zero elements: there is nothing to check.")
     _reject_shared_memory(leaves)
-    return FlatParams(leaves=tuple(leaves), spec=spec, size=offset)
+    return FlatParams(leaves=tuple(leaves), spec=spec, size=offset, held=tuple(held))
 
 
 def flatten_grads(grads: object, flat: FlatParams) -> NDArray[np.float64]:
@@ -212,7 +225,7 @@ def select_present(grads: object, flat: FlatParams) -> FlatParams:
     for leaf in kept:
         leaves.append(replace(leaf, offset=offset))
         offset += leaf.size
-    return FlatParams(leaves=tuple(leaves), spec=flat.spec, size=offset)
+    return FlatParams(leaves=tuple(leaves), spec=flat.spec, size=offset, held=flat.held)
 
 
 def _is_concatenated(grads: NDArray[Any], flat: FlatParams) -> bool:

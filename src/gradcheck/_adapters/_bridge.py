@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from .._errors import InvalidArgumentError
 from .._options import Options
+from .._api import UPSTREAM_SALT
 from .._pipeline import Subject, run
 from .._report import Report
 from .._scalar import AT_BASE, finite_at_base, to_scalar
@@ -131,9 +132,11 @@ def run_check(adapted: Adapter, options: Options, started: float) -> Report:
         and adapted.batched() is not None
     ):
         options = replace(options, batched=True)
+    def recompute() -> NDArray[np.float64]:
+        return flatten_grads(adapted.gradient(), flat)
+
     subject = Subject(evaluate=adapted.evaluate, params=params, flat=flat, analytic=analytic,
-                      base_value=base_value, cost_dtype=adapted.cost_dtype,
-                      repeat=repeat)  # fmt: skip
+                      base_value=base_value, repeat=repeat, recompute=recompute)  # fmt: skip
     return run(subject, options, started)
 
 
@@ -146,10 +149,11 @@ def reject_complex_step(options: Options, what: str) -> None:
 def upstream(seed: int, shapes: Sequence[tuple[int, ...]]) -> list[NDArray[np.float64]]:
     """Draw one fixed random upstream gradient per output, as `check_layer` does.
 
-    Gaussian, never all ones (ones cancel in normalization layers); for a single
-    output it is exactly the ``dout`` of `gradcheck.check_layer` with the same seed.
+    Gaussian, never all ones (ones cancel in normalization layers), from the salted stream
+    of `gradcheck.check_layer`; for a single output it is exactly the ``dout`` of
+    `gradcheck.check_layer` with the same seed.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, UPSTREAM_SALT]))
     return [rng.standard_normal(shape) for shape in shapes]
 
 

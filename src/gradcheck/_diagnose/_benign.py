@@ -1,4 +1,5 @@
-"""Findings for mismatches that are not mistakes: kinks, noise, precision, randomness, nan."""
+"""Findings for what is not a backpropagation mistake: kinks, noise, precision, randomness, nan —
+and for what could not be settled (inconclusive), with what to do about it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from .._tree import FlatParams, Leaf, spell
+from .._tree import Leaf, spell
 from ._finding import Finding
 
 _LISTED = 5
@@ -25,11 +25,12 @@ def nondeterministic(first: float, second: float, grads_differ: bool) -> Finding
             "so the check can give a verdict."
         )
     else:
+        a, b = distinct_digits(first, second)
         message = (
-            f"The cost differs between two evaluations at the same point ({first:.10g} vs "
-            f"{second:.10g}): dropout, random sampling or data shuffling inside the cost? "
-            "Fix the random seed (or turn the randomness off) inside the cost and run again; "
-            "a finite-difference check cannot give a verdict on a random cost."
+            f"The cost differs between two evaluations at the same point ({a} vs {b}): "
+            "dropout, random sampling or data shuffling inside the cost? Fix the random seed "
+            "(or turn the randomness off) inside the cost and run again; a finite-difference "
+            "check cannot give a verdict on a random cost."
         )
     return Finding(
         kind="nondeterministic",
@@ -40,66 +41,95 @@ def nondeterministic(first: float, second: float, grads_differ: bool) -> Finding
     )  # fmt: skip
 
 
-def nonfinite(coordinates: NDArray[np.intp], side: str, flat: FlatParams) -> list[Finding]:
-    """One finding per parameter listing the coordinates where ``side`` is nan or inf."""
-    findings = []
-    for leaf in flat.leaves:
-        mine = coordinates[(coordinates >= leaf.offset) & (coordinates < leaf.offset + leaf.size)]
-        if not len(mine):
-            continue
-        indices = [leaf.index_of(int(c) - leaf.offset) for c in mine]
-        listed = _list(leaf.name, indices)
-        if side == "numeric":
-            message = (
-                f"The cost was nan or inf when perturbing {listed}, so the numeric gradient "
-                f"of {leaf.name} is unknown there: the cost may be undefined next to the point "
-                "(log or sqrt of a value near 0?); try a smaller eps or a one-sided method."
-            )
-        else:
-            message = (
-                f"The analytic gradient of {leaf.name} is nan or inf at {listed}: "
-                "look for a division by zero or an overflow in backpropagation."
-            )
-        findings.append(
-            Finding(
-                kind="nonfinite",
-                param=leaf.name,
-                message=message,
-                detail={"side": side, "count": len(indices), "indices": [list(i) for i in indices]},
-            )
-        )
-    return findings
+def changed_during(first: float, last: float, sigma: float) -> Finding:
+    """The cost at the base point moved during the check by more than its noise."""
+    a, b = distinct_digits(first, last)
+    return Finding(
+        kind="nondeterministic",
+        param=None,
+        message=(
+            f"The cost at the given parameters changed during the check ({a} at the start, "
+            f"{b} at the end; its measured noise is {sigma:.2g}): randomness that starts "
+            "after the first calls (a random stream, dropout in training mode), or state the "
+            "cost keeps between calls. No verdict: fix the randomness and run again."
+        ),
+        detail={"first": first, "last": last, "gap": abs(first - last), "noise": sigma},
+    )
 
 
-def kinks(leaf: Leaf, found: Sequence[Any], *, everything: bool = False) -> Finding:
-    """Elements whose mismatch is a kink the step crosses; left out of the verdict.
+def distinct_digits(first: float, second: float) -> tuple[str, str]:
+    """Format two numbers with just enough significant digits to tell them apart."""
+    for digits in range(4, 18):
+        a, b = f"{first:.{digits}g}", f"{second:.{digits}g}"
+        if a != b:
+            return a, b
+    return repr(first), repr(second)
+
+
+def nonfinite_analytic(leaf: Leaf, locals_: Sequence[int]) -> Finding:
+    """Elements whose analytic gradient is nan or inf: a bug in backpropagation."""
+    indices = [leaf.index_of(int(i)) for i in locals_]
+    return Finding(
+        kind="nonfinite",
+        param=leaf.name,
+        message=(
+            f"The analytic gradient of {leaf.name} is nan or inf at {_list(leaf.name, indices)}: "
+            "look for a division by zero or an overflow in backpropagation."
+        ),
+        detail={"side": "analytic", "count": len(indices), "indices": [list(i) for i in indices]},
+    )
+
+
+def domain_edge(leaf: Leaf, locals_: Sequence[int]) -> Finding:
+    """Elements next to the edge of the cost's domain, checked with one-sided differences."""
+    indices = [leaf.index_of(int(i)) for i in locals_]
+    return Finding(
+        kind="nonfinite",
+        param=leaf.name,
+        message=(
+            f"The cost is nan or inf on one side of {_list(leaf.name, indices)} (the edge of "
+            "its domain: log or sqrt of a value near 0?); those elements were checked with "
+            "one-sided differences that stay inside the domain."
+        ),
+        detail={"side": "numeric", "resolved": True, "count": len(indices),
+                "indices": [list(i) for i in indices]},
+    )  # fmt: skip
+
+
+def kinks(leaf: Leaf, found: Sequence[Any], *, moved: Sequence[int] = ()) -> Finding:
+    """Elements where the step crosses a kink of the cost.
 
     Args:
         leaf: the parameter.
-        found: the kinks (``local``, ``analytic``, ``left``, ``right``, ``within``).
-        everything: every checked element of the parameter sits on a kink.
+        found: the kinks (``row``, ``analytic``, ``left``, ``right``, ``within``, ``local``).
+        moved: local indices of tied elements that were settled at a nearby point.
     """
     inside = [k for k in found if k.within]
-    outside = [k for k in found if not k.within]
+    outside = [k for k in found if not k.within and k.local not in moved]
+    settled = [k for k in found if not k.within and k.local in moved]
     parts = []
     if inside:
         spots = _list(leaf.name, [leaf.index_of(k.local) for k in inside])
         parts.append(
             f"The cost has a kink (not differentiable: ReLU at 0, a max tie, |x| at 0, a hinge "
-            f"corner) at {spots}, and the analytic values lie between the left and right "
-            "slopes, so these elements are left out of the verdict"
+            f"corner) at {spots}; the analytic values lie between the left and right slopes "
+            "measured there, so they are valid subgradients (left out of the difference)"
+        )
+    if settled:
+        spots = _list(leaf.name, [leaf.index_of(k.local) for k in settled])
+        parts.append(
+            f"at {spots} the analytic values lay outside the one-sided slopes of a kink; the "
+            "gradient was recomputed a small step off the kink and checked there"
         )
     if outside:
         spots = _list(leaf.name, [leaf.index_of(k.local) for k in outside])
         parts.append(
-            f"at the kinks at {spots} the analytic values lie outside the one-sided slopes "
-            "along the coordinate: right for a nearby point (a tie broken one way) but "
-            "not verifiable by perturbing one element, so they are left out too"
+            f"at {spots} the analytic values lie outside the one-sided slopes of a kink: "
+            "possibly a tie broken the other way (right at a nearby point), but not "
+            "verifiable here, so not verified"
         )
     message = "; ".join(parts)
     message = message[:1].upper() + message[1:]
-    if everything:
-        message += f"; every checked element of {leaf.name} is at a kink, so none was verified"
     return Finding(
         kind="kink",
         param=leaf.name,
@@ -115,99 +145,150 @@ def kinks(leaf: Leaf, found: Sequence[Any], *, everything: bool = False) -> Find
     )
 
 
-def noise(name: str, difference: float, error_bar: float, refined: int) -> Finding:
-    """The parameter's mismatch is within the finite-difference error: not a bug."""
-    if error_bar >= 0.5:
-        message = (
-            f"The gradient of {name} is too small for finite differences to resolve at this "
-            f"cost (error bar {error_bar:.2g} against a difference of {difference:.2g}): "
-            "no evidence of a bug, but no verification either; check again away from a "
-            "minimum, or with a cost closer to 0."
-        )
-    else:
-        confirmed = (
-            f"; re-estimated at several steps, its {refined} worst elements agree"
-            if refined
-            else ""
-        )
-        message = (
-            f"The difference {difference:.2g} of {name} is within the finite-difference error "
-            f"bar {error_bar:.2g} (round-off and truncation){confirmed}, so it is noise, not a "
-            "bug."
-        )
+def noise(name: str, difference: float, error_bar: float, steps: Sequence[float]) -> Finding:
+    """The parameter passes within its error bar, and the bar is narrow enough to rule out a bug."""
+    used = ""
+    if steps:
+        low, high = min(steps), max(steps)
+        span = f"{low:.2g}" if high <= 1.5 * low else f"{low:.2g} to {high:.2g}"
+        used = f"; its elements were re-estimated at steps {span}, chosen for the cost's noise"
     return Finding(
         kind="noise",
         param=name,
-        message=message,
-        detail={"difference": difference, "error_bar": error_bar, "refined": refined},
+        message=(
+            f"The difference {difference:.2g} of {name} lies within its finite-difference "
+            f"error bar {error_bar:.2g} (round-off of the cost's measured noise and truncation"
+            f"){used}, and that bar is narrow enough to exclude a bug: round-off, not a mistake."
+        ),
+        detail={"difference": difference, "error_bar": error_bar, "steps": list(steps)},
     )
 
 
+_WHY = {
+    "no_step": "no step moved {n} of its elements: x + h rounds back to x in {dtype}, so there "
+    "is no numeric derivative there",
+    "nonfinite": "the cost is nan or inf on both sides of {n} of its elements at every step "
+    "tried, so no finite difference could be taken there",
+    "tie": "at {n} of its elements the cost has a kink and the analytic value lies outside the "
+    "one-sided slopes: possibly a tie broken the other way, not verifiable at this point",
+    "noise": "the cost's measured noise ({sigma:.2g}) leaves an error bar of {bar:.2g} on its "
+    "difference {difference:.2g} even at the best steps tried, too wide to tell a right "
+    "gradient from a wrong one",
+}
+_WHAT = {
+    "no_step": "pass a larger eps, or leave eps=None so that gradcheck picks steps of at least "
+    "a few units in the last place",
+    "nonfinite": "check at a point inside the cost's domain",
+    "tie": "check at a point without ties, or pass grads=None (f returns the gradient too) so "
+    "that gradcheck can recompute the gradient just off the kink",
+    "noise": "remove large constants from the loss, compute the cost in float64, or check at "
+    "a point where the gradient is larger",
+}
+
+
+def inconclusive(
+    leaf: Leaf,
+    reason: str,
+    *,
+    count: int,
+    difference: float,
+    error_bar: float,
+    sigma: float,
+    eps: float | None,
+    suggested: float | None,
+) -> Finding:
+    """The evidence about a parameter could not settle its verdict: say why and what to do."""
+    why = _WHY.get(reason, _WHY["noise"]).format(
+        n=count, dtype=leaf.dtype, sigma=sigma, bar=error_bar, difference=difference
+    )
+    what = _WHAT.get(reason, _WHAT["noise"])
+    if eps is not None and reason in ("no_step", "noise"):
+        hint = f" (the measured noise calls for steps near {suggested:.2g})" if suggested else ""
+        what = f"eps={eps:.3g} was kept as given{hint}: pass eps=None to let gradcheck choose"
+    return Finding(
+        kind="inconclusive",
+        param=leaf.name,
+        message=f"No verdict for {leaf.name}: {why}. To settle it, {what}.",
+        detail={"reason": reason, "count": count, "difference": difference,
+                "error_bar": error_bar, "noise": sigma, "eps": eps,
+                "suggested_eps": suggested},
+    )  # fmt: skip
+
+
 def precision(
-    flat: FlatParams, cost_dtype: np.dtype[Any] | None, step: str, error_bars: dict[str, float]
+    leaves: Sequence[Leaf], sigma: float, relative: float, steps: str, bars: dict[str, float]
 ) -> Finding | None:
-    """Say when parameters or the cost are in low precision, and what that does to the check."""
-    low = [leaf for leaf in flat.leaves if np.finfo(leaf.dtype).eps > np.finfo(np.float64).eps]
-    cost_low = cost_dtype is not None and np.finfo(cost_dtype).eps > np.finfo(np.float64).eps
-    if not low and not cost_low:
+    """Say when parameters are in low precision and what that does to the check."""
+    low = [leaf for leaf in leaves if np.finfo(leaf.dtype).eps > np.finfo(np.float64).eps]
+    if not low:
         return None
-    parts = []
-    if low:
-        dtypes = sorted({str(leaf.dtype) for leaf in low})
-        names = ", ".join(leaf.name for leaf in low[:_LISTED]) + (
-            " ..." if len(low) > _LISTED else ""
-        )
-        parts.append(f"{names} {'is' if len(low) == 1 else 'are'} {'/'.join(dtypes)}")
-    if cost_low:
-        parts.append(f"the cost is computed in {cost_dtype}")
-    bar = max(error_bars.values(), default=float("nan"))
+    dtypes = sorted({str(leaf.dtype) for leaf in low})
+    names = ", ".join(leaf.name for leaf in low[:_LISTED]) + (" ..." if len(low) > _LISTED else "")
+    verb = "is" if len(low) == 1 else "are"
+    finite = [b for b in bars.values() if np.isfinite(b)]
+    bar = f"; differences up to about {max(finite):.1g} are round-off" if finite else ""
     return Finding(
         kind="precision",
         param=None,
         message=(
-            f"{_capitalize(' and '.join(parts))}: steps suited to that precision were used "
-            f"({step}), and differences up to about {bar:.1g} are round-off, not bugs."
+            f"{names} {verb} {'/'.join(dtypes)}: the steps ({steps}) follow that precision and "
+            f"the cost's measured noise ({sigma:.2g}, {relative:.1g} of its variation){bar}, "
+            "not bugs."
         ),
         detail={
             "params": [leaf.name for leaf in low],
             "dtypes": {leaf.name: str(leaf.dtype) for leaf in low},
-            "cost_dtype": str(cost_dtype),
-            "step": step,
-            "error_bars": error_bars,
+            "noise": sigma,
+            "relative_noise": relative,
+            "step": steps,
+            "error_bars": bars,
         },
     )
 
 
-def raised_steps(count: int) -> Finding:
-    """Steps that vanished below the dtype's resolution and were raised to one ulp."""
+def raised_steps(count: int, eps: float | None) -> Finding:
+    """Requested steps below a few units in the last place, raised so that they move x."""
+    asked = f"the step {eps:.3g}" if eps is not None else "the textbook step 1e-07"
     return Finding(
         kind="precision",
         param=None,
         message=(
-            f"The step vanished below the resolution of the parameters' dtype at {count} "
-            "coordinates and was raised to one unit in the last place; pass eps='auto' for "
-            "steps suited to the precision."
+            f"At {count} coordinate{'s' if count != 1 else ''} {asked} was below a few units in "
+            "the last place of the parameter's value and was raised so that the coordinate "
+            "moves (large values, or a low-precision dtype)."
         ),
         detail={"raised_steps": count},
     )
 
 
+def held(inputs: Sequence[tuple[str, str]]) -> Finding:
+    """Inputs that are not floating point: passed through, never perturbed or checked."""
+    listed = ", ".join(f"{name} ({dtype})" for name, dtype in inputs)
+    verb = "is" if len(inputs) == 1 else "are"
+    return Finding(
+        kind="skipped",
+        param=None,
+        message=(
+            f"{listed} {verb} not floating point (indices, labels): held fixed and not "
+            "checked, as torch.autograd.gradcheck does for non-float inputs."
+        ),
+        detail={"inputs": [name for name, _ in inputs],
+                "dtypes": {name: dtype for name, dtype in inputs}},
+    )  # fmt: skip
+
+
 def unused(name: str) -> Finding:
-    """Both gradients are exactly zero: the check cannot say anything about this parameter."""
+    """Both gradients are exactly zero: the cost does not depend on this parameter here."""
     return Finding(
         kind="unused",
         param=name,
         message=(
             f"Both gradients of {name} are exactly zero: the cost does not depend on it at this "
-            "point (dead ReLUs? an unused parameter?), so this check cannot tell whether its "
-            "backpropagation is right; check again at another point."
+            "point (dead ReLUs? an unused parameter?). Zero agrees with zero, but a mistake "
+            "in code that is not reached here would not show; check again at another point."
         ),
         detail={},
     )
-
-
-def _capitalize(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _list(name: str, indices: Sequence[tuple[int, ...]]) -> str:

@@ -7,64 +7,42 @@ from dataclasses import replace
 
 import numpy as np
 
-from .._compare import Comparison, ParamReport
-from .._engine import DirectionalResult, Projection
 from ._finding import Finding
 from ._mistakes import EXPLAINED, ParamData, describe_elements, name_factor
+from ._rows import Rows
 
 _MIN_DIRECTIONS = 3
 """A common ratio over fewer directions than this could be chance."""
 
 
-def diagnose_directional(
-    comparison: Comparison,
-    result: DirectionalResult,
+def explain_directions(
+    rows: Rows,
+    elements: Rows | None,
     hints: Mapping[str, int],
     tolerance: float,
-) -> list[Finding]:
-    """Findings for tensors that failed along their directions, worst first."""
-    failing = sorted(
-        (
-            (param, projection)
-            for param, projection in zip(comparison.params, result.projections, strict=True)
-            if projection is not None and not param.verdict.passes
-        ),
-        key=lambda pair: pair[0].difference,
-        reverse=True,
-    )
-    findings = [_explain(param, p, result, hints, tolerance) for param, p in failing]
-    for name, first, last in result.unresolved:
-        findings.append(
-            Finding(
-                kind="localized",
-                param=name,
-                message=(
-                    f"An error was detected among elements {first}..{last} (flat order) of "
-                    f"{name}, but neither half of them failed on its own; check them with "
-                    "mode='full'."
-                ),
-                detail={"first": first, "last": last},
-            )
-        )
-    return findings
-
-
-def _explain(
-    param: ParamReport,
-    projection: Projection,
-    result: DirectionalResult,
-    hints: Mapping[str, int],
-    tolerance: float,
+    *,
+    stopped: bool = False,
 ) -> Finding:
-    a, n = projection.analytic, projection.numeric
+    """What a tensor that failed along its random directions looks like.
+
+    Args:
+        rows: its direction rows.
+        elements: the coordinates bisection checked (None: mode="directional").
+        hints: sizes that name scale factors.
+        tolerance: the acceptable threshold.
+        stopped: bisection stopped at its limit of wrong elements.
+    """
+    name = rows.leaf.name
+    ok = rows.measured()
+    a, n = rows.analytic[ok], rows.numeric[ok]
     k = len(a)
     detail = {"directions": k, "analytic": a.tolist(), "numeric": n.tolist()}
     if not np.any(a) and np.any(n):
         return Finding(
             kind="zero",
-            param=param.name,
+            param=name,
             message=(
-                f"The analytic gradient of {param.name} is zero but its numeric directional "
+                f"The analytic gradient of {name} is zero but its numeric directional "
                 "derivatives are not: the gradient is never computed, overwritten, or detached."
             ),
             detail=detail,
@@ -72,42 +50,63 @@ def _explain(
     mismatch = float(np.linalg.norm(a - n))
     if k >= _MIN_DIRECTIONS and float(n @ n) > 0:
         factor = float(a @ n) / float(n @ n)
-        if np.linalg.norm(a - factor * n) <= EXPLAINED * mismatch:
+        residual = a - factor * n
+        within = np.all(np.abs(residual) <= 3 * rows.error[ok] * max(1.0, abs(factor))
+                        + 2e-3 * np.abs(a))  # fmt: skip
+        if np.linalg.norm(residual) <= EXPLAINED * mismatch and within:
             named, cause = name_factor(abs(factor), hints)
             flipped = " with the sign flipped" if factor < 0 else ""
             return Finding(
                 kind="sign" if factor < 0 else "scale",
-                param=param.name,
+                param=name,
                 message=(
-                    f"Along {k} random directions the analytic derivative of {param.name} is "
+                    f"Along {k} random directions the analytic derivative of {name} is "
                     f"{named} the numeric one{flipped}: {cause}."
                 ),
                 detail={**detail, "factor": factor},
             )
-    if param.mismatches and param.elements is not None:
-        elements = param.elements
+    if elements is not None and elements.confirmed.any():
+        found = elements.measured()
         data = ParamData(
-            name=param.name,
-            shape=param.shape,
-            local=elements.local,
-            analytic=elements.analytic,
-            numeric=elements.numeric,
-            theta=np.zeros(len(elements.local)),
+            name=name,
+            shape=rows.leaf.shape,
+            local=elements.local[found],
+            analytic=elements.analytic[found],
+            numeric=elements.numeric[found],
+            theta=np.zeros(int(found.sum())),
             scale=0.0,
             tolerance=tolerance,
+            error=elements.error[found],
         )
-        finding = describe_elements(data, among=param.size)
-        if param.name in result.stopped:
-            message = finding.message.rstrip(".") + " (bisection stopped there; there may be more)."
-            finding = replace(finding, message=message)
+        finding = describe_elements(data, among=rows.leaf.size)
+        if stopped:
+            finding = replace(finding, message=finding.message.rstrip(".")
+                              + " (bisection stopped there; there may be more).")  # fmt: skip
         return replace(finding, detail={**finding.detail, **detail})
+    where = (
+        "bisection could not single out its wrong elements; mode='full' finds them"
+        if elements is not None
+        else "mode='bisect' finds the wrong elements"
+    )
     return Finding(
         kind="localized",
-        param=param.name,
+        param=name,
         message=(
-            f"The gradient of {param.name} is wrong along random directions (difference "
-            f"{param.difference:.2g}) without a common factor; mode='bisect' finds the "
-            "wrong elements."
+            f"The gradient of {name} is wrong along random directions (difference "
+            f"{rows.difference()[0]:.2g}) without a common factor; {where}."
         ),
         detail=detail,
+    )
+
+
+def unresolved_range(name: str, first: int, last: int) -> Finding:
+    """Bisection found an error in a range but in neither of its halves."""
+    return Finding(
+        kind="localized",
+        param=name,
+        message=(
+            f"An error was detected among elements {first}..{last} (flat order) of {name}, but "
+            "neither half of them failed on its own; check them with mode='full'."
+        ),
+        detail={"first": first, "last": last},
     )

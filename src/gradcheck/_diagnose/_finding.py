@@ -14,10 +14,12 @@ KINDS = (
     "zero",
     "missing_l2",
     "localized",
+    "inconclusive",
     "nonfinite",
     "kink",
     "noise",
     "unused",
+    "skipped",
     "precision",
 )
 """Every kind a Finding can have, most important first."""

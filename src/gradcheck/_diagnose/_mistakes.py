@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._tree import spell
+from .._compare import CONFIDENCE
 from ._finding import Finding
 
 EXPLAINED = 0.1
@@ -34,6 +35,21 @@ _NEGLIGIBLE = 1e-3
 _MIN_ELEMENTS_TWO = 8
 """A two-number fit needs this many, or it fits a few elements by chance."""
 _LISTED = 4
+_COLLINEAR = 1 - 1e-9
+"""|cos| between the numeric gradient and theta above which they are proportional."""
+
+
+def _amplification(fitted: NDArray[np.float64], numeric: NDArray[np.float64]) -> NDArray[np.float64]:
+    """How much a fitted value moves per unit of numeric error (|c| for c * numeric)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(fitted / numeric)
+    return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
+
+
+def _collinear(a: NDArray[np.float64], b: NDArray[np.float64]) -> bool:
+    """Whether two vectors are proportional (a least-squares fit on both is degenerate)."""
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return norms == 0 or abs(float(a @ b)) / norms > _COLLINEAR
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +68,25 @@ class ParamData:
     """Typical gradient magnitude, for judging which elements are off."""
     tolerance: float
     """Per-element relative error above which an element counts as off."""
+    error: NDArray[np.float64] | None = None
+    """[k] error bar of each numeric value (None: treat them as exact)."""
+
+    def bars(self) -> NDArray[np.float64]:
+        """The numeric values' error bars (zeros where unknown)."""
+        return np.zeros(len(self.local)) if self.error is None else self.error
+
+    def fits(self, fitted: NDArray[np.float64]) -> bool:
+        """Whether a fitted pattern agrees with the analytic value at every element.
+
+        Each element must match within its error bar (scaled by how much the pattern
+        amplifies the numeric side) plus a small relative tolerance: a pattern that
+        explains most of the squared mismatch but leaves one element far off is not the
+        pattern of that gradient.
+        """
+        slack = CONFIDENCE * self.bars() * _amplification(fitted, self.numeric)
+        slack = slack + _FACTOR_TOLERANCE * (np.abs(self.analytic) + np.abs(fitted))
+        slack = slack + _FACTOR_TOLERANCE * self.scale * 1e-3
+        return bool(np.all(np.abs(self.analytic - fitted) <= slack))
 
     @property
     def complete(self) -> bool:
@@ -82,9 +117,11 @@ class _Fit:
 def explain(data: ParamData, hints: Mapping[str, int]) -> Finding:
     """Return the finding that best explains why this parameter's gradient is wrong.
 
-    Every pattern is fitted; among those that explain the mismatch, the simplest wins
-    unless a richer one leaves less than a tenth of its residual (a missing 1/m next to a
-    correct L2 term looks like a plain factor 5.7 until both terms are fitted).
+    Every pattern is fitted; a pattern counts only if it explains the mismatch (the
+    residual is a small fraction of it) and agrees at every element within its error bar
+    (`ParamData.fits`). Among those, the simplest wins unless a richer one leaves less than
+    a tenth of its residual (a missing 1/m next to a correct L2 term looks like a plain
+    factor 5.7 until both terms are fitted).
     """
     mismatch = _mismatch(data)
     if mismatch == 0:
@@ -110,7 +147,8 @@ def _mismatch(data: ParamData) -> float:
 
 def _zero(data: ParamData) -> Finding | None:
     numeric_norm = float(np.linalg.norm(data.numeric))
-    if numeric_norm == 0 or np.linalg.norm(data.analytic) > 1e-12 * numeric_norm:
+    bars = float(np.linalg.norm(data.bars()))
+    if numeric_norm <= CONFIDENCE * bars or np.linalg.norm(data.analytic) > 1e-12 * numeric_norm:
         return None
     return Finding(
         kind="zero",
@@ -125,41 +163,87 @@ def _zero(data: ParamData) -> Finding | None:
 
 
 def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
-    """Fit analytic = c * numeric."""
+    """Fit analytic = c * numeric; a single element only for a factor with a name."""
     a, n = data.analytic, data.numeric
     nn = float(n @ n)
-    if nn == 0 or len(a) < _MIN_ELEMENTS:
+    if nn == 0:
         return None
     factor = float(a @ n) / nn
+    named, cause = name_factor(abs(factor), hints)
+    if len(a) < _MIN_ELEMENTS and not (_is_named(factor, hints)):
+        return None  # one element fits any factor: only a recognizable one says something
+    if not data.fits(factor * n):
+        return None
     residual = float(np.linalg.norm(a - factor * n))
-    detail = {"factor": factor, "explained": 1 - (residual / _mismatch(data)) ** 2}
+    detail: dict[str, Any] = {"factor": factor, "explained": 1 - (residual / _mismatch(data)) ** 2}
+    also = _l2_alternative(data, factor)
+    if also:
+        detail["alternative"] = "missing_l2"
     if abs(factor + 1) < _FACTOR_TOLERANCE:
         message = (
             f"The analytic gradient of {data.name} is the numeric one with its sign flipped "
-            "(factor -1): a subtraction written the wrong way round, or a gradient ascent step."
+            "(factor -1): a subtraction written the wrong way round, or a gradient ascent step"
+            f"{also}."
         )
         return _Fit(Finding(kind="sign", param=data.name, message=message, detail=detail),
                     residual, 1)  # fmt: skip
-    named, cause = name_factor(abs(factor), hints)
     if factor < 0:
         message = (
             f"The analytic gradient of {data.name} is {named} the numeric one with the sign "
-            f"flipped (factor {factor:.4g}): {cause}, and a sign error."
+            f"flipped (factor {factor:.4g}): {cause}, and a sign error{also}."
         )
         return _Fit(Finding(kind="sign", param=data.name, message=message, detail=detail),
                     residual, 1)  # fmt: skip
-    message = f"The analytic gradient of {data.name} is {named} the numeric one: {cause}."
+    message = f"The analytic gradient of {data.name} is {named} the numeric one: {cause}{also}."
     return _Fit(Finding(kind="scale", param=data.name, message=message, detail=detail),
                 residual, 1)  # fmt: skip
 
 
+def _l2_alternative(data: ParamData, factor: float) -> str:
+    """When the numeric gradient is proportional to theta, a scale factor and an L2 term are
+    the same fit: name the other reading."""
+    if len(data.theta) < _MIN_ELEMENTS or not _collinear(data.numeric, data.theta):
+        return ""
+    theta2 = float(data.theta @ data.theta)
+    if theta2 == 0:
+        return ""
+    mu = float((data.analytic - data.numeric) @ data.theta) / theta2
+    side = "an extra" if mu > 0 else "a missing"
+    return (
+        f" (here the numeric gradient is proportional to {data.name}, so this is also what "
+        f"{side} L2 term {abs(mu):.4g} * {data.name} would give)"
+    )
+
+
+def _is_named(factor: float, hints: Mapping[str, int]) -> bool:
+    """Whether a factor is one people make by mistake: -1, an integer, 1/integer, m or 1/m."""
+    size = abs(factor)
+    if size == 0:
+        return False
+    if any(v > 1 and (abs(size / v - 1) < _FACTOR_TOLERANCE or abs(size * v - 1) <
+                      _FACTOR_TOLERANCE) for v in hints.values()):  # fmt: skip
+        return True
+    nearest, inverse = round(size), round(1 / size)
+    return (nearest >= 1 and abs(size / nearest - 1) < _FACTOR_TOLERANCE) or (
+        inverse >= 2 and abs(size * inverse - 1) < _FACTOR_TOLERANCE
+    )
+
+
 def _l2_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
-    """Fit analytic = numeric + mu * theta: a missing (mu < 0) or extra L2 term."""
+    """Fit analytic = numeric - lambda * theta (missing L2) or + lambda * theta (one extra).
+
+    Only claimed when theta is not proportional to the numeric gradient (then a plain scale
+    factor says the same with one idea less) and the fit holds at every element.
+    """
     theta_norm2 = float(data.theta @ data.theta)
     if theta_norm2 == 0 or len(data.theta) < _MIN_ELEMENTS:
         return None
+    if _collinear(data.numeric, data.theta):
+        return None
     gap = data.analytic - data.numeric
     mu = float(gap @ data.theta) / theta_norm2
+    if not data.fits(data.numeric + mu * data.theta):
+        return None
     residual = float(np.linalg.norm(gap - mu * data.theta))
     strength = abs(mu)
     detail = {"lambda": strength, "coefficient": mu}
@@ -180,16 +264,23 @@ def _l2_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
 
 
 def _scaled_data_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
-    """Fit analytic = c * numeric + mu * theta: the loss term scaled, the L2 term right."""
+    """Fit analytic = c * numeric + mu * theta: the loss term scaled, a positive L2 term right.
+
+    The numeric gradient is ``g + l2 theta`` with l2 > 0 (an L2 term the cost has); the
+    analytic one ``c g + l2 theta``. The fit needs theta and the numeric gradient to be
+    independent (else it is degenerate) and a positive L2 strength.
+    """
     a, n, t = data.analytic, data.numeric, data.theta
-    if float(t @ t) == 0 or len(a) < _MIN_ELEMENTS_TWO:
+    if float(t @ t) == 0 or len(a) < _MIN_ELEMENTS_TWO or _collinear(n, t):
         return None
     basis = np.stack([n, t], axis=1)
     (factor, mu), *_ = np.linalg.lstsq(basis, a, rcond=None)
-    residual = float(np.linalg.norm(a - basis @ np.array([factor, mu])))
     if abs(factor - 1) < _FACTOR_TOLERANCE:
         return None
     l2 = float(mu / (1 - factor))  # a = c (n - l2 t) + l2 t
+    if not l2 > 0 or not data.fits(basis @ np.array([factor, mu])):
+        return None
+    residual = float(np.linalg.norm(a - basis @ np.array([factor, mu])))
     named, cause = name_factor(abs(float(factor)), hints)
     flipped = " with the sign flipped" if factor < 0 else ""
     message = (
@@ -304,8 +395,11 @@ def _common_ratio(data: ParamData, positions: NDArray[np.intp]) -> str:
     if np.any(n == 0):
         return ""
     ratios = a / n
+    common = float(np.median(ratios))
+    if abs(common - 1) < 10 * _FACTOR_TOLERANCE:
+        return ""  # "1 times the numeric value" explains nothing
     if np.ptp(ratios) <= _FACTOR_TOLERANCE * max(1.0, float(np.abs(ratios).max())):
-        return f" (each is {float(np.median(ratios)):.4g} times the numeric value)"
+        return f" (each is {common:.4g} times the numeric value)"
     return ""
 
 

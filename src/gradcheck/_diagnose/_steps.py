@@ -1,136 +1,274 @@
-"""What the cost does as the step changes: error bars, convergence order, kinks.
+"""Read a ladder of steps: the best estimate with its error bar, kinks, the observed order.
 
-Pure functions over the values of a step ladder (`engine.StepProbe`): for each
-probed coordinate, the cost at ``x +- s`` for steps ``s = h * 4**j``.
+Pure functions over the cost at ``x +- s`` for ascending steps s (`engine.Ladder`). Only
+steps that realize to distinct, usable displacements count (`_step.distinct`): a ladder
+whose steps all rounded to one ulp has one step, not five, and proves nothing.
+
+- **Estimate.** Central differences at each step and their Richardson extrapolations
+  between neighbouring steps; the candidate whose neighbours agree best wins, and that
+  disagreement plus its round-off (from the measured noise) is its error bar
+  (numdifftools' rule). Where the cost is nan on one side of x (a domain edge), one-sided
+  differences and their extrapolations stand in.
+- **Kink.** The jump between the one-sided slopes, ``(f(x+s) - 2 f(x) + f(x-s)) / s``,
+  is constant in s at a kink, grows like s from curvature and falls like 1/s from
+  round-off. A kink is claimed only on evidence: over three distinct steps in a row the
+  jump exceeds `SIGNAL` times its own round-off error and stays within a factor
+  ``sqrt(step ratio)`` from one step to the next, same sign.
+- **Order.** How ``|central(s) - analytic|`` changes between the two largest steps:
+  about 2 for a right gradient (truncation), about 0 for a wrong one.
 
 References:
-    Central differences err like C h**2 (truncation) plus eps*|f|/h (round-off); a
-    wrong analytic value leaves an error that does not shrink with h. One-sided slopes
-    that differ by a jump that stays put as h shrinks mean a kink (Caffe's and CS231n's
-    notes on checking max / ReLU / hinge units; BVLC/caffe#1334 for the subgradient test).
+    numdifftools (P. A. Brodtkorb) for choosing among extrapolated estimates; Caffe's and
+    CS231n's notes on checking max / ReLU / hinge units, BVLC/caffe#1334 for the
+    subgradient test.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-LADDER = (-2, -1, 0, 1, 2)
-"""Exponents j of the step ladder ``h * 4**j`` around the step h of the check."""
-RATIO = 4.0
+from .._engine._step import distinct
 
-_SIGNAL = 10.0
-"""A one-sided jump counts as real when it exceeds this many times the round-off noise."""
-_STEADY = (0.5, 2.0)
-"""Range of the ratio of jumps at steps 4x apart that counts as constant."""
+SIGNAL = 10.0
+"""A one-sided jump counts as real when it exceeds this many times its round-off error."""
+CONFIDENCE = 3.0
+"""Error bars are widened by this factor where a claim rests on them."""
+RATIO = 4.0
+"""Ratio of consecutive steps in a ladder."""
+_MIN_LEVERAGE = 2.0
+"""Two distinct steps closer than this ratio say too little about how the jump scales."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StepAnalysis:
-    """Per probed coordinate: kink or not, a refined derivative, and the observed order."""
+class Reading:
+    """Per row of a ladder: the refined estimate, a kink if there is one, convergence."""
 
+    refined: NDArray[np.float64]
+    """The best estimate of the derivative (nan: no usable step)."""
+    uncertainty: NDArray[np.float64]
+    """Its error bar: disagreement with neighbouring estimates plus round-off (inf: none)."""
+    expected: NDArray[np.float64]
+    """What the analytic gradient predicts for that estimate (the analytic value itself for a
+    coordinate)."""
+    step: NDArray[np.float64]
+    """The step of the estimate chosen."""
+    one_sided: NDArray[np.bool_]
+    """The estimate is one-sided: the cost is not finite on the other side of x."""
     kink: NDArray[np.bool_]
-    """The one-sided slopes differ by a jump that does not shrink with the step."""
+    """The one-sided slopes differ by a jump that stays put as the step shrinks."""
     left: NDArray[np.float64]
     right: NDArray[np.float64]
-    """One-sided slopes at the smallest step that crosses the kink (nan where no kink)."""
+    """One-sided slopes at the smallest step of the steady run (nan where no kink)."""
+    slope_error: NDArray[np.float64]
+    """Error bar of those slopes: round-off and their change over the run."""
+    kink_step: NDArray[np.float64]
+    """The smallest step of the steady run (nan where no kink)."""
     within: NDArray[np.bool_]
-    """At a kink: the analytic value lies between the one-sided slopes (a valid subgradient)."""
-    refined: NDArray[np.float64]
-    """The best central-difference estimate over the ladder (Richardson-extrapolated)."""
-    uncertainty: NDArray[np.float64]
-    """Its error estimate: disagreement between neighbouring steps, and round-off."""
+    """At a kink: the analytic value lies between the slopes, within their error bar."""
     order: NDArray[np.float64]
-    """Observed order of ``|central(h) - analytic|`` between the two largest steps:
-    about 2 for a right gradient (truncation), about 0 for a wrong one."""
+    """Observed order of ``|central(s) - analytic|`` between the two largest usable steps."""
     errors: NDArray[np.float64]
-    """[k, S] ``|central(s) - analytic|`` per step, for the report's convergence plot."""
+    """[k, S] ``|central(s) - analytic|`` per step (nan where the step is not usable)."""
+    steps: NDArray[np.float64]
+    """[k, S] the realized step per column (half the central span)."""
 
 
-def analyze(
+def read(
+    plus: NDArray[np.float64],
+    minus: NDArray[np.float64],
+    up: NDArray[np.float64],
+    down: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+    base: float,
+    sigma: float,
+) -> Reading:
+    """Read a ladder.
+
+    Args:
+        plus: [k, S] the cost at x + s, steps ascending (nan: not evaluated or not finite).
+        minus: [k, S] the cost at x - s.
+        up: [k, S] the steps actually taken upwards (0: vanished).
+        down: [k, S] the steps actually taken downwards.
+        analytic: [k, S] the central difference the analytic gradient predicts at each step.
+        base: the cost at x.
+        sigma: the cost's measured noise.
+    """
+    k, count = plus.shape
+    analytic = np.broadcast_to(analytic, (k, count))
+    new = distinct(up, down)
+    both = new & np.isfinite(plus) & np.isfinite(minus)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        central = (plus - minus) / (up + down)
+        central_noise = sigma * math.sqrt(2) / (up + down)
+        errors = np.where(both, np.abs(central - analytic), np.nan)
+    out = {name: np.full(k, np.nan) for name in
+           ("refined", "uncertainty", "expected", "step", "left", "right", "slope_error",
+            "kink_step", "order")}  # fmt: skip
+    out["uncertainty"][:] = np.inf
+    flags = {name: np.zeros(k, dtype=bool) for name in ("one_sided", "kink", "within")}
+    steps = (up + down) / 2
+    for r in range(k):
+        columns = np.flatnonzero(both[r])
+        if len(columns) >= 2:
+            chosen = _best(central[r, columns], central_noise[r, columns], steps[r, columns],
+                           analytic[r, columns], order=2)  # fmt: skip
+        else:
+            chosen = _one_sided(plus[r], minus[r], up[r], down[r], analytic[r], base, sigma)
+            flags["one_sided"][r] = chosen is not None
+        if chosen is not None:
+            out["refined"][r], out["uncertainty"][r], out["expected"][r], out["step"][r] = chosen
+        kink = _kink(plus[r, columns], minus[r, columns], up[r, columns], down[r, columns],
+                     base, sigma)  # fmt: skip
+        if kink is not None:
+            left, right, slope_error, first = kink
+            a = float(analytic[r, columns[0]])
+            flags["kink"][r] = True
+            out["left"][r], out["right"][r], out["slope_error"][r] = left, right, slope_error
+            out["kink_step"][r] = steps[r, columns[first]]
+            flags["within"][r] = min(left, right) - slope_error <= a <= max(left, right) + slope_error
+        if len(columns) >= 2:
+            last, previous = columns[-1], columns[-2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["order"][r] = math.log(errors[r, last] / errors[r, previous]) / math.log(
+                    steps[r, last] / steps[r, previous]
+                )
+    return Reading(errors=errors, steps=steps, **out, **flags)
+
+
+def _best(
+    values: NDArray[np.float64],
+    noise: NDArray[np.float64],
+    steps: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+    order: int,
+) -> tuple[float, float, float, float] | None:
+    """The estimate whose neighbours agree best, among differences and their extrapolations.
+
+    Args:
+        values: estimates at ascending steps (one row, usable steps only).
+        noise: their round-off error bars.
+        steps: the steps.
+        analytic: what the analytic gradient predicts at each step.
+        order: the leading error order of the estimates (2 central, 1 one-sided).
+
+    Returns:
+        (estimate, error bar, analytic prediction, step), or None with fewer than two steps.
+    """
+    if len(values) < 2:
+        return None
+    ratio = (steps[1:] / steps[:-1]) ** order
+    richardson = (ratio * values[:-1] - values[1:]) / (ratio - 1)
+    richardson_noise = np.hypot(ratio * noise[:-1], noise[1:]) / (ratio - 1)
+    richardson_analytic = (ratio * analytic[:-1] - analytic[1:]) / (ratio - 1)
+    best: tuple[float, float, float, float] | None = None
+    for family, family_noise, predicted, where, rate in (
+        (values, noise, analytic, steps, order + 1),
+        (richardson, richardson_noise, richardson_analytic, steps[:-1], order + 2),
+    ):
+        if len(family) < 2:
+            continue
+        error = _error_bars(family, family_noise, where, rate)
+        j = int(np.argmin(error))
+        if best is None or error[j] < best[1]:
+            best = (float(family[j]), float(error[j]), float(predicted[j]), float(where[j]))
+    return best
+
+
+def _error_bars(
+    family: NDArray[np.float64],
+    noise: NDArray[np.float64],
+    steps: NDArray[np.float64],
+    rate: int,
+) -> NDArray[np.float64]:
+    """Error bar of each estimate in a family from its neighbours (numdifftools' rule).
+
+    If the leading remaining error grows like ``s**rate``, the gap to the next larger step
+    is about ``(ratio**rate - 1)`` times an estimate's own error, and the gap to the next
+    smaller step about once it; the larger of the two readings, doubled, plus round-off, is
+    the error bar. Where round-off dominates, the gaps are round-off and so is the bar.
+    """
+    gaps = np.abs(np.diff(family))
+    growth = (steps[1:] / steps[:-1]) ** rate - 1
+    above = np.append(gaps / growth, 0.0)  # from the next larger step
+    below = np.insert(gaps, 0, 0.0)  # from the next smaller step
+    above[-1] = below[-1]
+    below[0] = above[0]
+    return 2 * np.maximum(above, below) + noise
+
+
+def _one_sided(
+    plus: NDArray[np.float64],
+    minus: NDArray[np.float64],
+    up: NDArray[np.float64],
+    down: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+    base: float,
+    sigma: float,
+) -> tuple[float, float, float, float] | None:
+    """Forward or backward differences on the side where the cost is finite (a domain edge)."""
+    found = []
+    for values, steps, sign in ((plus, up, 1.0), (minus, down, -1.0)):
+        new = steps > 0
+        new[1:] &= steps[1:] != steps[:-1]
+        ok = np.flatnonzero(new & np.isfinite(values))
+        if len(ok) < 2:
+            continue
+        slopes = sign * (values[ok] - base) / steps[ok]
+        noise = sigma * math.sqrt(2) / steps[ok]
+        chosen = _best(slopes, noise, steps[ok], analytic[ok], order=1)
+        if chosen is not None:
+            found.append(chosen)
+    return min(found, key=lambda c: c[1]) if found else None
+
+
+def _kink(
     plus: NDArray[np.float64],
     minus: NDArray[np.float64],
     up: NDArray[np.float64],
     down: NDArray[np.float64],
     base: float,
-    analytic: NDArray[np.float64],
-    resolution: float,
-) -> StepAnalysis:
-    """Read a step ladder: kinks, refined derivatives, observed convergence order.
+    sigma: float,
+) -> tuple[float, float, float, int] | None:
+    """(left, right, slope error, position) if the jump between the one-sided slopes is steady.
+
+    Position is the index of the smallest step of the steady run; None when no run.
 
     Args:
-        plus: [k, S] the cost at x + s, steps ascending.
-        minus: [k, S] the cost at x - s.
-        up: [k, S] the steps actually taken upwards.
-        down: [k, S] the steps actually taken downwards.
+        plus: the cost at x + s over the usable, distinct steps of one row (ascending).
+        minus: the cost at x - s there.
+        up: realized upward steps.
+        down: realized downward steps.
         base: the cost at x.
-        analytic: [k] the analytic derivatives.
-        resolution: machine epsilon of the cost's precision.
+        sigma: the cost's measured noise.
     """
-    right = (plus - base) / up  # [k, S]
+    if len(plus) < 3:
+        return None
+    right = (plus - base) / up
     left = (base - minus) / down
-    central = (plus - minus) / (up + down)
-    noise = 4 * resolution * max(abs(base), np.finfo(np.float64).tiny) / np.minimum(up, down)
-
-    # The jump between the one-sided slopes, (f(x+s) - 2 f(x) + f(x-s)) / s, is constant in
-    # s at a kink, grows like s from curvature and falls like 1/s from round-off: with steps
-    # 4x apart, a kink keeps it within a factor 2 over three steps in a row, same sign.
     jump = right - left
-    signal = np.abs(jump) > _SIGNAL * noise
+    jump_noise = sigma * np.sqrt(1 / up**2 + 1 / down**2 + (1 / up + 1 / down) ** 2)
+    signal = np.abs(jump) > SIGNAL * jump_noise
+    steps = (up + down) / 2
+    leverage = steps[1:] / steps[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.abs(jump[:, 1:]) / np.abs(jump[:, :-1])
+        change = np.abs(jump[1:] / jump[:-1])
     steady = (
-        signal[:, :-1]
-        & signal[:, 1:]
-        & (np.sign(jump[:, :-1]) == np.sign(jump[:, 1:]))
-        & (ratio >= _STEADY[0])
-        & (ratio <= _STEADY[1])
+        signal[:-1]
+        & signal[1:]
+        & (np.sign(jump[:-1]) == np.sign(jump[1:]))
+        & (leverage >= _MIN_LEVERAGE)
+        & (change >= leverage**-0.5)
+        & (change <= leverage**0.5)
     )
-    run = steady[:, :-1] & steady[:, 1:]  # two steady pairs: three steps
-    kink = run.any(axis=1)
-    first = np.argmax(run, axis=1)  # smallest step of the first steady run
-    rows = np.arange(len(first))
-    lo = np.minimum(left[rows, first], right[rows, first])
-    hi = np.maximum(left[rows, first], right[rows, first])
-    slack = 0.1 * (hi - lo) + noise[rows, first]
-    within = kink & (analytic >= lo - slack) & (analytic <= hi + slack)
-
-    refined, uncertainty = _extrapolate(central, noise)
-    errors = np.abs(central - analytic[:, None])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        order = np.log(errors[:, -1] / errors[:, -2]) / np.log(RATIO)
-    return StepAnalysis(
-        kink=kink,
-        left=np.where(kink, left[rows, first], np.nan),
-        right=np.where(kink, right[rows, first], np.nan),
-        within=within,
-        refined=refined,
-        uncertainty=uncertainty,
-        order=order,
-        errors=errors,
-    )
-
-
-def _extrapolate(
-    central: NDArray[np.float64], noise: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Pick, per row, the estimate whose neighbour agrees best (numdifftools' rule).
-
-    Candidates are the central differences and their Richardson extrapolations
-    ``(r**2 C(s) - C(r s)) / (r**2 - 1)``, which cancel the h**2 term.
-    """
-    r2 = RATIO**2
-    richardson = (r2 * central[:, :-1] - central[:, 1:]) / (r2 - 1)
-    candidates = [central, richardson]
-    best = np.full(len(central), np.nan)
-    spread = np.full(len(central), np.inf)
-    for family in candidates:
-        gaps = np.abs(np.diff(family, axis=1)) + noise[:, : family.shape[1] - 1]
-        j = np.argmin(gaps, axis=1)
-        rows = np.arange(len(j))
-        better = gaps[rows, j] < spread
-        best = np.where(better, family[rows, j], best)
-        spread = np.where(better, gaps[rows, j], spread)
-    return best, spread
+    runs = np.flatnonzero(steady[:-1] & steady[1:])
+    if not len(runs):
+        return None
+    first = int(runs[0])
+    roundoff = CONFIDENCE * sigma * math.sqrt(2) / min(float(up[first]), float(down[first]))
+    drift = max(abs(float(right[first + 1] - right[first])),
+                abs(float(left[first + 1] - left[first])))  # fmt: skip
+    return float(left[first]), float(right[first]), roundoff + drift, first

@@ -75,6 +75,32 @@ def evaluate_coordinates(
     return values
 
 
+def evaluate_slice(
+    array: NDArray[Any],
+    lo: int,
+    hi: int,
+    values: Sequence[NDArray[Any]],
+    cost: Callable[[], float | complex],
+) -> list[float | complex]:
+    """Evaluate the cost with the flat range [lo, hi) of ``array`` set to each of ``values``.
+
+    Raises:
+        CoordinateFailedError: position is the index into ``values`` that failed.
+    """
+    view = flat_view(array)
+    original = np.array(view[lo:hi])
+    out: list[float | complex] = []
+    try:
+        for target in values:
+            view[lo:hi] = target
+            out.append(cost())
+    except Exception as exc:
+        raise CoordinateFailedError(len(out), 0) from exc
+    finally:
+        view[lo:hi] = original
+    return out
+
+
 class Guard:
     """Back up the parameter arrays for the duration of a check and restore them on exit."""
 

@@ -1,11 +1,15 @@
-"""Finite-difference schemes: stencils, how to combine them, and the step sizes they need.
+"""Finite-difference schemes: where to evaluate, and how to combine the values into derivatives.
+
+A scheme evaluates the cost at ``x + c * h`` for each ``c`` in its offsets. The values
+written come from the step primitive (`_step.realize`), so the displacements actually
+taken differ from ``c * h`` by rounding; `Scheme.weights` is computed from those realized
+displacements, and the same weights give the estimate's round-off error bar:
+``noise * ||weights||``.
 
 References:
-    Press et al., Numerical Recipes, 3rd ed., sec. 5.7 (optimal step eps_mach^(1/(p+1))
-    for a scheme of order p, scaled by max(1, |x|)); Fornberg (1988) for the central
-    fourth-order weights (1, -8, 8, -1) / 12; Squire & Trapp (1998) for the complex step;
-    SciPy ``optimize._numdiff`` for using the step actually realized in floating point,
-    ``(x + h) - x``, rather than the one requested.
+    Fornberg (1988) for central differences of order 4, written here as the Richardson
+    extrapolation ``(4 C(h) - C(2h)) / 3`` of two central differences; Squire & Trapp
+    (1998) for the complex step.
 """
 
 from __future__ import annotations
@@ -20,154 +24,89 @@ from numpy.typing import NDArray
 Method = Literal["central", "forward", "backward", "central4", "complex"]
 METHODS: tuple[Method, ...] = ("central", "forward", "backward", "central4", "complex")
 
-TEXTBOOK_EPS = 1e-7
-"""The textbook step for float64 parameters (deeplearning.ai, CS231n use 1e-7 / 1e-5)."""
-
-Combine = Callable[[NDArray[Any], float | complex, NDArray[np.float64]], NDArray[np.float64]]
+Weights = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+"""``weights(displacements)``: displacements [k, P] realized per stencil point (signed);
+returns [k, P + 1], the weight of each point's value and, last, of the base value."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scheme:
-    """One finite-difference formula for a partial derivative.
-
-    The cost is evaluated at ``x + c * h`` for each ``c`` in `offsets`; `combine`
-    turns those values (one row per coordinate, one column per offset), the base
-    value f(x) and the steps h into derivatives.
-    """
+    """One finite-difference formula for a partial derivative."""
 
     name: Method
     offsets: tuple[float, ...]
     order: int
     """Order of the truncation error: O(h**order)."""
     complex_step: bool
-    combine: Combine
+    weights: Weights
 
     @property
     def evaluations_per_coordinate(self) -> int:
         """Cost evaluations one coordinate needs (the base value is shared)."""
         return len(self.offsets)
 
-    def auto_factor(self, resolution: float) -> float:
-        """Relative step that balances truncation and round-off for this scheme.
-
-        Args:
-            resolution: machine epsilon of the precision the cost is computed in.
-        """
+    def combine(
+        self, values: NDArray[Any], base: float | complex, displacements: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Derivatives [k] from the values [k, P] at the realized displacements [k, P]."""
         if self.complex_step:
-            # No subtractive cancellation: any small step works; sqrt(eps) as SciPy's "cs".
-            return float(np.sqrt(resolution))
-        return float(resolution ** (1.0 / (self.order + 1)))
+            return np.asarray(np.imag(values[:, 0]) / displacements[:, 0], dtype=np.float64)
+        w = self.weights(displacements)
+        with np.errstate(invalid="ignore", over="ignore"):
+            real = np.real(values).astype(np.float64)
+            out = np.sum(real * w[:, :-1], axis=1) + float(np.real(base)) * w[:, -1]
+        out[~np.isfinite(real).all(axis=1)] = np.nan
+        return out
 
-    def default_step(self, resolution: float) -> float:
-        """The step used when eps is None: textbook 1e-7 in float64, else the auto rule."""
-        float64 = resolution <= np.finfo(np.float64).eps
-        if self.complex_step:
-            return 1e-20 if float64 else 1e-8
-        return TEXTBOOK_EPS if float64 else self.auto_factor(resolution)
+    def noise(self, displacements: NDArray[np.float64], sigma: float) -> NDArray[np.float64]:
+        """Round-off error bar [k] of each derivative, for cost noise ``sigma``."""
+        if self.complex_step:  # no subtraction: only the rounding of the result
+            return np.zeros(len(displacements))
+        w = self.weights(displacements)
+        return sigma * np.sqrt(np.sum(w**2, axis=1))
 
-
-def _central(values: NDArray[Any], base: float | complex, h: NDArray[np.float64]) -> Any:
-    # Written exactly as the textbook does, so gradient_checking matches it bit for bit.
-    return (values[:, 0] - values[:, 1]) / (2 * h)
-
-
-def _forward(values: NDArray[Any], base: float | complex, h: NDArray[np.float64]) -> Any:
-    return (values[:, 0] - base) / h
-
-
-def _backward(values: NDArray[Any], base: float | complex, h: NDArray[np.float64]) -> Any:
-    return (base - values[:, 0]) / h
-
-
-def _central4(values: NDArray[Any], base: float | complex, h: NDArray[np.float64]) -> Any:
-    plus2, plus1, minus1, minus2 = values.T
-    return (-plus2 + 8 * plus1 - 8 * minus1 + minus2) / (12 * h)
+    def step(self, displacements: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The representative step [k] of each estimate (half the central span, or |c h|)."""
+        d = displacements
+        if self.name == "central":
+            return (d[:, 0] - d[:, 1]) / 2
+        if self.name == "central4":
+            return (d[:, 1] - d[:, 2]) / 2
+        return np.abs(d[:, 0])
 
 
-def _complex(values: NDArray[Any], base: float | complex, h: NDArray[np.float64]) -> Any:
-    return np.imag(values[:, 0]) / h
+def _central(d: NDArray[np.float64]) -> NDArray[np.float64]:
+    span = d[:, 0] - d[:, 1]
+    return np.stack([1 / span, -1 / span, np.zeros(len(d))], axis=1)
+
+
+def _one_sided(d: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.stack([1 / d[:, 0], -1 / d[:, 0]], axis=1)
+
+
+def _central4(d: NDArray[np.float64]) -> NDArray[np.float64]:
+    # Offsets (2, 1, -1, -2): R = (4 C(h) - C(2h)) / 3 with C over the realized spans.
+    inner = d[:, 1] - d[:, 2]
+    outer = d[:, 0] - d[:, 3]
+    return np.stack(
+        [-1 / (3 * outer), 4 / (3 * inner), -4 / (3 * inner), 1 / (3 * outer), np.zeros(len(d))],
+        axis=1,
+    )
+
+
+def _complex(d: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.stack([1 / d[:, 0], np.zeros(len(d))], axis=1)
 
 
 SCHEMES: dict[str, Scheme] = {
     "central": Scheme(name="central", offsets=(1.0, -1.0), order=2, complex_step=False,
-                      combine=_central),
+                      weights=_central),
     "forward": Scheme(name="forward", offsets=(1.0,), order=1, complex_step=False,
-                      combine=_forward),
+                      weights=_one_sided),
     "backward": Scheme(name="backward", offsets=(-1.0,), order=1, complex_step=False,
-                       combine=_backward),
+                       weights=_one_sided),
     "central4": Scheme(name="central4", offsets=(2.0, 1.0, -1.0, -2.0), order=4,
-                       complex_step=False, combine=_central4),
+                       complex_step=False, weights=_central4),
     "complex": Scheme(name="complex", offsets=(1.0,), order=2, complex_step=True,
-                      combine=_complex),
+                      weights=_complex),
 }  # fmt: skip
-
-
-def resolution_of(*dtypes: np.dtype[Any]) -> float:
-    """Machine epsilon of the coarsest of the given float dtypes (the one that limits accuracy)."""
-    return max(float(np.finfo(dt).eps) for dt in dtypes)
-
-
-def precision_of(leaf_dtype: np.dtype[Any], cost_dtype: np.dtype[Any] | None) -> float:
-    """The machine epsilon that limits a finite difference on one parameter array.
-
-    The round-off that matters is the cost's: a float64 cost of float32 parameters is
-    as exact as any float64 cost (the step actually taken in float32 is accounted for
-    separately). When the cost's precision is unknown (it returned a Python float),
-    assume it is computed in the parameter's precision.
-    """
-    if cost_dtype is None:
-        return resolution_of(leaf_dtype)
-    return resolution_of(cost_dtype)
-
-
-def requested_steps(
-    scheme: Scheme,
-    x: NDArray[Any],
-    eps: float | Literal["auto"] | None,
-    resolution: float,
-) -> NDArray[np.float64]:
-    """Steps to request for the coordinates ``x`` (values of one parameter array).
-
-    eps None gives the textbook 1e-7 for float64 and the auto rule for lower
-    precisions; "auto" gives ``factor * max(1, |x|)`` per element; a float is
-    used as is.
-    """
-    if eps is None:
-        step = scheme.default_step(resolution)
-        if scheme.complex_step or step == TEXTBOOK_EPS:
-            return np.full(x.shape, step)
-        eps = "auto"
-    if eps == "auto":
-        return scheme.auto_factor(resolution) * np.maximum(1.0, np.abs(x.astype(np.float64)))
-    return np.full(x.shape, float(eps))
-
-
-def realized_steps(x: NDArray[Any], h: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
-    """The steps that floating point actually takes from ``x``: ``(x + h) - x`` in x's dtype.
-
-    Writing ``x + h`` into a float32 array rounds it, so the step taken differs
-    from the one requested (1e-7 vanishes entirely next to 1.0). Dividing by the
-    realized step removes that error. A step that rounds to zero is raised to
-    one unit in the last place of x.
-
-    Returns:
-        The realized steps as float64, and how many had to be raised to one ulp.
-    """
-    dtype = x.dtype
-    h_cast = h.astype(dtype)
-    taken = (x + h_cast) - x
-    too_small = taken == 0
-    if too_small.any():
-        taken = np.where(too_small, np.spacing(np.abs(x)).astype(dtype), taken)
-    return taken.astype(np.float64), int(too_small.sum())
-
-
-def describe_step(scheme: Scheme, eps: float | Literal["auto"] | None, resolution: float) -> str:
-    """Say in words which step a check uses at a given precision (for the report)."""
-    if isinstance(eps, float | int) and not isinstance(eps, bool):
-        return f"{float(eps):.3g}"
-    if eps is None:
-        step = scheme.default_step(resolution)
-        if scheme.complex_step or step == TEXTBOOK_EPS:
-            return f"{step:.3g}"
-    return f"{scheme.auto_factor(resolution):.2g}*max(1,|x|)"

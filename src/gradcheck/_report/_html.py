@@ -149,9 +149,9 @@ def _banner(report: Report) -> dict[str, Any]:
     verdict = report.verdict
     if report.checked == 0:
         headline = "Cannot verify the gradients: nothing was compared; see the findings."
-        worst_verdict = Verdict.SUSPICIOUS
+        worst_verdict = Verdict.INCONCLUSIVE
     else:
-        worst_verdict = max([verdict, report.worst.verdict], key=lambda v: v.rank)
+        worst_verdict = verdict
         headline = _HEADLINE[worst_verdict]
         if not report.worst.passed:
             headline += f" Worst parameter: {report.worst.name}."

@@ -19,6 +19,7 @@ _STYLE = {
     Verdict.CORRECT: "green",
     Verdict.ACCEPTABLE: "green",
     Verdict.SUSPICIOUS: "yellow",
+    Verdict.INCONCLUSIVE: "bold magenta",
     Verdict.BUG: "bold red",
 }
 
@@ -26,6 +27,7 @@ _HEADLINE = {
     Verdict.CORRECT: "Backpropagation is correct.",
     Verdict.ACCEPTABLE: "Backpropagation is correct, within round-off.",
     Verdict.SUSPICIOUS: "Backpropagation is mostly correct, but worth inspecting.",
+    Verdict.INCONCLUSIVE: "No verdict: the evidence could not settle it (see the findings).",
     Verdict.BUG: "There is a bug in backpropagation.",
 }
 
@@ -99,12 +101,12 @@ def _headline(report: Report) -> Text:
         reason = next((f.kind for f in report.findings), "nothing was compared")
         return Text(
             f"Cannot verify the gradients ({reason}): no verdict; see the finding above.",
-            style="bold yellow",
+            style="bold magenta",
         )
     worst = report.worst
-    verdict = max([report.verdict, worst.verdict], key=lambda v: v.rank)
+    verdict = report.verdict
     text = Text(f"Overall difference {_number(report.difference)}: ", style="bold")
-    text.append(report.verdict.value, style=_STYLE[report.verdict])
+    text.append(verdict.value, style=_STYLE[verdict])
     text.append(". ")
     text.append(_HEADLINE[verdict], style=_STYLE[verdict])
     if not worst.verdict.passes:

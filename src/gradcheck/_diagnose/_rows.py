@@ -1,0 +1,192 @@
+"""The evidence about one parameter: one row per element (or direction) checked.
+
+Every mode fills the same table: full and sample mode one row per coordinate, the
+directional modes one row per random direction (plus the coordinates bisection checks).
+Each row holds the analytic and the numeric value, the numeric value's error bar, the
+step it came from and a status; the verdict reads the table (`difference`) and the
+follow-up evaluations update it (`apply`), always keeping the best-resolved evidence.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._compare import (
+    CONFIDENCE,
+    directional_difference,
+    normalized_difference,
+    relative_error_bar,
+)
+from .._engine import Direction
+from .._tree import Leaf
+from ._steps import Reading
+
+
+class Status(enum.IntEnum):
+    """What a row's evidence is."""
+
+    MEASURED = 0
+    """A numeric value with its error bar: compared."""
+    SUBGRADIENT = 1
+    """At a kink, the analytic value lies between the one-sided slopes: verified, left out of
+    the difference."""
+    NO_STEP = 2
+    """No step moved the coordinate (it rounded away): no evidence."""
+    NONFINITE = 3
+    """The cost was nan or inf around the point on both sides: no evidence."""
+    TIE = 4
+    """At a kink, the analytic value lies outside the one-sided slopes: possibly a tie broken
+    the other way (right at a nearby point), not verifiable here."""
+
+
+UNRESOLVED = (Status.NO_STEP, Status.NONFINITE, Status.TIE)
+_REASONS = {Status.NO_STEP: "no_step", Status.NONFINITE: "nonfinite", Status.TIE: "tie"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kink:
+    """Where a row crosses a kink of the cost."""
+
+    row: int
+    local: int
+    """The flat index inside the leaf (coordinate rows; the row number for directions)."""
+    analytic: float
+    left: float
+    right: float
+    within: bool
+    step: float
+    """The smallest step at which the jump was steady."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Convergence:
+    """How a confirmed wrong row's error behaved on its ladder of steps."""
+
+    row: int
+    steps: list[float]
+    errors: list[float]
+    order: float
+    refined: float
+
+
+@dataclass(slots=True, kw_only=True)
+class Rows:
+    """The evidence about one parameter (mutable while the diagnosis settles it)."""
+
+    leaf: Leaf
+    leaf_index: int
+    local: NDArray[np.intp]
+    """Coordinate rows: flat index inside the leaf, ascending. Direction rows: 0..k-1."""
+    analytic: NDArray[np.float64]
+    numeric: NDArray[np.float64]
+    error: NDArray[np.float64]
+    """Error bar of each numeric value (round-off; truncation where a ladder measured it)."""
+    step: NDArray[np.float64]
+    """The step each numeric value came from."""
+    status: NDArray[np.int8]
+    directions: list[Direction] | None = None
+    """The directions of direction rows (None: coordinate rows)."""
+    leaf_analytic: NDArray[np.float64] | None = None
+    """Direction rows: the analytic gradient over the whole leaf (to project new steps on)."""
+    confirmed: NDArray[np.bool_] = field(init=False)
+    """A ladder confirmed the row wrong: its error stays put as the step changes."""
+    laddered: NDArray[np.bool_] = field(init=False)
+    one_sided: NDArray[np.bool_] = field(init=False)
+    """The value is a one-sided estimate (the cost is not finite on the other side)."""
+    off_kink: NDArray[np.bool_] = field(init=False)
+    """The row was settled at a nearby point off its kink (analytic recomputed there)."""
+    kinks: list[Kink] = field(default_factory=list)
+    convergence: list[Convergence] = field(default_factory=list)
+    refined_steps: list[float] = field(default_factory=list)
+    """Steps the follow-up evaluations settled on (for the report)."""
+
+    def __post_init__(self) -> None:
+        self.confirmed = np.zeros(len(self.local), dtype=bool)
+        self.laddered = np.zeros(len(self.local), dtype=bool)
+        self.one_sided = np.zeros(len(self.local), dtype=bool)
+        self.off_kink = np.zeros(len(self.local), dtype=bool)
+
+    @property
+    def is_directional(self) -> bool:
+        """Rows are random directions, not coordinates."""
+        return self.directions is not None
+
+    def measured(self) -> NDArray[np.bool_]:
+        """Rows whose numeric value is compared."""
+        return (self.status == Status.MEASURED) & np.isfinite(self.numeric)
+
+    def unresolved_reason(self) -> str | None:
+        """Why some rows have no evidence (the most common reason), or None."""
+        reasons = [_REASONS[Status(s)] for s in self.status if Status(s) in UNRESOLVED]
+        return max(set(reasons), key=reasons.count) if reasons else None
+
+    def difference(self) -> tuple[float, float]:
+        """(difference, error bar) over the measured rows; (nan, nan) when there are none."""
+        ok = self.measured()
+        if not ok.any():
+            none_left = len(self.local) and not np.isin(self.status, UNRESOLVED).any()
+            return (0.0, 0.0) if none_left else (math.nan, math.nan)
+        a, n, e = self.analytic[ok], self.numeric[ok], self.error[ok]
+        if self.directions is not None:
+            norm = max(d.scale for d in self.directions)
+            return directional_difference(a, n, e, norm)
+        return normalized_difference(n, a), relative_error_bar(e, n, a)
+
+    def gradient_scale(self) -> float:
+        """Typical gradient magnitude of the parameter: the RMS of finite analytic values,
+        else of numeric ones (0 if both are zero)."""
+        for values in (self.analytic, self.numeric):
+            finite = values[np.isfinite(values)]
+            rms = float(np.sqrt(np.mean(finite**2))) if len(finite) else 0.0
+            if rms > 0:
+                return rms
+        return 0.0
+
+    def off(self, tolerance: float) -> NDArray[np.bool_]:
+        """Measured rows that disagree beyond their error bar and the relative tolerance."""
+        ok = self.measured()
+        a, n = self.analytic, self.numeric
+        with np.errstate(invalid="ignore"):
+            magnitude = np.abs(a) + np.abs(n)
+            typical = float(np.sqrt(np.mean(magnitude[ok] ** 2))) if ok.any() else 0.0
+            gap = np.abs(a - n)
+            beyond = (gap > CONFIDENCE * self.error) & (gap >= tolerance * (magnitude + typical))
+        return ok & beyond
+
+    def apply(self, rows: NDArray[np.intp], reading: Reading, tolerance: float) -> None:
+        """Take a ladder's reading for some rows: its estimate, which measured truncation too,
+        replaces the row's; a ladder with no usable step leaves the row as it was."""
+        for position, r in enumerate(rows):
+            self.laddered[r] = True
+            if reading.kink[position]:
+                self.status[r] = Status.SUBGRADIENT if reading.within[position] else Status.TIE
+                self.kinks.append(
+                    Kink(row=int(r), local=int(self.local[r]), analytic=float(self.analytic[r]),
+                         left=float(reading.left[position]), right=float(reading.right[position]),
+                         within=bool(reading.within[position]),
+                         step=float(reading.kink_step[position]))
+                )  # fmt: skip
+                continue
+            refined, error = float(reading.refined[position]), float(reading.uncertainty[position])
+            if not math.isfinite(refined):
+                continue  # nothing usable on the ladder: keep what the row had
+            self.status[r] = Status.MEASURED
+            self.numeric[r], self.error[r] = refined, error
+            self.analytic[r] = float(reading.expected[position])
+            self.step[r] = float(reading.step[position])
+            self.one_sided[r] = bool(reading.one_sided[position])
+            gap = abs(self.analytic[r] - refined)
+            wrong = gap > CONFIDENCE * error + tolerance * (abs(self.analytic[r]) + abs(refined))
+            self.confirmed[r] = wrong
+            if wrong:
+                usable = np.isfinite(reading.errors[position])
+                self.convergence.append(
+                    Convergence(row=int(r), steps=reading.steps[position, usable].tolist(),
+                                errors=reading.errors[position, usable].tolist(),
+                                order=float(reading.order[position]), refined=refined)
+                )  # fmt: skip
