@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck import Verdict
-from gradcheck._compare import DEFAULT_THRESHOLDS, compare, normalized_difference
+from gradcheck._compare import DEFAULT_THRESHOLDS, normalized_difference
+from gradcheck._diagnose import compare
 from gradcheck._tree import flatten
 from strategies import corruptions, smooth_problems
 
@@ -98,8 +99,8 @@ def test_nan_difference_is_a_bug():
 
 
 def test_verdict_rank_and_passes():
-    assert [v.rank for v in Verdict] == [0, 1, 2, 3]
-    assert [v.passes for v in Verdict] == [True, True, False, False]
+    assert [v.rank for v in Verdict] == [0, 1, 2, 3, 4]
+    assert [v.passes for v in Verdict] == [True, True, False, False, False]
 
 
 def test_custom_thresholds_reach_the_report():
@@ -122,7 +123,8 @@ def test_wrong_bias_next_to_large_correct_weights_fails_the_check():
     numeric = np.concatenate([G, [1e-3]])
     analytic = np.concatenate([G, [2e-3]])
     comparison = compare_all(numeric, analytic, params)
-    assert comparison.verdict is Verdict.CORRECT
+    assert Verdict.of(comparison.difference) is Verdict.CORRECT  # the textbook number passes
+    assert comparison.verdict is Verdict.BUG  # but the worst parameter decides
     W, b = comparison.params
     assert W.passed
     assert W.difference == 0.0
@@ -140,7 +142,8 @@ def test_wrong_bias_next_to_large_correct_weights_end_to_end():
         return float(np.sum(G * p["W"]) + 1e-3 * p["b"][0])
 
     report = gradcheck.check(cost, params, {"dW": G, "db": np.array([2e-3])})
-    assert report.verdict.passes
+    assert Verdict.of(report.difference).passes
+    assert report.verdict is Verdict.BUG
     assert not report.params["b"].passed
     assert report.params["W"].passed
     assert not report.passed
@@ -206,6 +209,7 @@ def test_nonfinite_elements_are_excluded_from_the_difference_and_counted():
     W, b = comparison.params
     assert W.difference == pytest.approx(5 / (math.hypot(3, 1) + math.hypot(4, 1)))
     assert W.nonfinite == 1
+    assert W.unresolved == 1
     assert not W.passed
     assert b.passed
     assert b.nonfinite == 0
@@ -222,7 +226,9 @@ def test_nonfinite_analytic_elements_are_counted():
     comparison = compare_all([1.0, 2.0], [1.0, np.inf], {"W": np.ones(2)})
     assert comparison.params[0].nonfinite == 1
     assert not comparison.params[0].passed
-    assert comparison.difference == 0.0
+    assert comparison.params[0].verdict is Verdict.BUG  # a nan or inf in backprop is a bug
+    assert math.isnan(comparison.params[0].difference)
+    assert comparison.difference == 0.0  # the overall number leaves the element out
 
 
 def test_sampled_comparison_uses_only_checked_coordinates():

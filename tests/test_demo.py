@@ -20,7 +20,7 @@ def test_hand_written_gradients_agree_with_finite_differences(activation, output
     net = make_network(sizes, activation=activation, output=output, lambd=lambd, m=8, seed=3)
     report = gradcheck.check(net.cost, net.params, net.gradients())
     assert report.passed, str(report)
-    assert report.verdict is gradcheck.Verdict.CORRECT
+    assert report.difference < 1e-7  # the textbook's "correct"; a small bias may be "acceptable"
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)

@@ -117,9 +117,11 @@ def test_report_states_k_and_the_miss_probability():
     assert s.directions == K
     assert s.detectable == DETECTABLE
     assert s.miss_probability <= TARGET
-    assert s.miss_probability == miss_probability(K, TOLERANCE, DETECTABLE)
+    # The stated probability allows for the measured round-off: a hair above the noiseless one.
+    assert s.miss_probability == pytest.approx(miss_probability(K, TOLERANCE, DETECTABLE), rel=0.05)
     assert [param.directions for param in report.params.values()] == [K, K]
-    assert report.evaluations == 2 + 2 * K * 2
+    assert report.spent["estimate"] == 2 * K * 2
+    assert report.spent["follow_up"] == 0  # correct tensors need no follow-up
     text = " ".join(str(report).split())
     assert f"{K} directions per tensor" in text
     assert f"escapes with probability {s.miss_probability:.1g}" in text
@@ -132,16 +134,19 @@ def test_a_stricter_miss_probability_takes_more_directions():
     assert k > K
     assert report.settings.directions == k
     assert report.settings.miss_probability <= 1e-12
-    assert report.evaluations == 2 + 2 * k * 2
+    assert report.spent["estimate"] == 2 * k * 2
+    assert report.spent["follow_up"] == 0  # correct tensors need no follow-up
 
 
 def test_explicit_directions_are_honoured():
     p = weight_and_bias()
     report = gradcheck.check(wb_cost, p, wb_grads(p), mode="directional", directions=7)
     assert report.settings.directions == 7
-    assert report.settings.miss_probability == miss_probability(7, TOLERANCE, DETECTABLE)
+    expected = miss_probability(7, TOLERANCE, DETECTABLE)
+    assert report.settings.miss_probability == pytest.approx(expected, rel=0.05)
     assert [param.directions for param in report.params.values()] == [7, 7]
-    assert report.evaluations == 2 + 2 * 7 * 2
+    assert report.spent["estimate"] == 2 * 7 * 2
+    assert report.spent["follow_up"] == 0  # correct tensors need no follow-up
 
 
 def test_directions_with_mode_full_is_an_error():
@@ -167,12 +172,12 @@ def test_directions_must_be_a_positive_int(bad):
 
 
 @given(problem=smooth_problems(), mode=st.sampled_from(["directional", "bisect"]))
-def test_smooth_functions_pass_with_2_plus_2kT_evaluations(problem, mode):
+def test_smooth_functions_pass_with_2kT_evaluations_in_the_bulk_pass(problem, mode):
     before = problem.case.snapshot()
     report = gradcheck.check(problem, problem.case.tree, problem.gradients(), mode=mode)
     assert report.passed, str(report)
     tensors = len(problem.case.leaves)
-    assert report.evaluations == 2 + 2 * K * tensors
+    assert report.spent["estimate"] == 2 * K * tensors
     assert report.settings.directions == K
     assert all(param.directions == K for param in report.params.values())
     assert problem.case.snapshot() == before
@@ -185,7 +190,8 @@ def test_reference_network_passes(activation, mode):
     before = {name: p.tobytes() for name, p in net.params.items()}
     report = gradcheck.check(net.cost, net.params, net.gradients(), mode=mode)
     assert report.passed, str(report)
-    assert report.evaluations == 2 + 2 * K * len(net.params)
+    assert report.spent["estimate"] == 2 * K * len(net.params)
+    assert report.spent["follow_up"] == 0  # correct tensors need no follow-up
     assert report.findings == []
     assert {name: p.tobytes() for name, p in net.params.items()} == before
 
@@ -209,7 +215,8 @@ def test_check_layer_in_directional_mode():
 
     good = gradcheck.check_layer(forward, backward, inputs, mode="directional")
     assert good.passed
-    assert good.evaluations == 2 + 2 * K * 2
+    assert good.spent["estimate"] == 2 * K * 2
+    assert good.spent["follow_up"] == 0  # correct tensors need no follow-up
     bad = gradcheck.check_layer(forward, wrong_backward, inputs, mode="directional")
     assert not bad.passed
     assert [p.name for p in bad.failing] == ["w"]
@@ -249,7 +256,7 @@ def test_an_error_of_the_detectable_size_is_never_missed(tensor, shape):
             misses.append(seed)
         if not report.params[other].passed:
             wrong_tensor.append(seed)
-        assert report.evaluations == 2 + 2 * K * 2
+        assert report.spent["estimate"] == 2 * K * 2
     assert report.settings.miss_probability * 200 < 1e-4
     assert misses == []
     assert wrong_tensor == []
@@ -433,7 +440,8 @@ def test_bisect_spends_only_directional_evaluations_on_correct_tensors():
     cost, params, grads = big_problem(2**15, seed=3)
     everything = gradcheck.check(cost, params, grads, mode="bisect")
     assert everything.passed
-    assert everything.evaluations == 2 + 2 * K * 2
+    assert everything.spent["estimate"] == 2 * K * 2
+    assert everything.spent["follow_up"] == 0  # correct tensors need no follow-up
     assert [len(p.elements.local) for p in everything.params.values()] == [0, 0]
 
     grads["theta"][1234] += 0.5
@@ -444,7 +452,8 @@ def test_bisect_spends_only_directional_evaluations_on_correct_tensors():
     )  # fmt: skip
     assert found(both, "theta") == found(alone, "theta") == [1234]
     # The correct second tensor costs its k directions (2 evaluations each), nothing more.
-    assert both.evaluations - alone.evaluations == 2 * K
+    assert both.spent["estimate"] - alone.spent["estimate"] == 2 * K
+    assert both.spent["follow_up"] == alone.spent["follow_up"]
     assert len(both.params["small"].elements.local) == 0
 
 
@@ -481,12 +490,15 @@ def test_bisect_leaves_arrays_bit_for_bit_unchanged():
     assert {name: (a.tobytes(), a.flags.f_contiguous) for name, a in params.items()} == before
 
 
-@pytest.mark.parametrize("fail_at", [3, 2 + 2 * K + 1, 2 + 2 * K + 7, 2 + 2 * K + 40])
-def test_bisect_restores_arrays_when_the_cost_raises_midway(fail_at):
-    """Fails in the directional stage (3), at the start of bisection, and deep inside it."""
+@pytest.mark.parametrize("stage_call", [1, 2 * K + 1, 2 * K + 7, 2 * K + 40])
+def test_bisect_restores_arrays_when_the_cost_raises_midway(stage_call):
+    """Fails in the directional stage (its first call), at the start of bisection, and deep
+    inside it (calls counted from the first direction, after the base point and the noise)."""
     inner, params, grads = big_problem(2**12, seed=5)
     grads["theta"][100] += 1.0
     before = {name: a.tobytes() for name, a in params.items()}
+    dry = gradcheck.check(inner, params, grads, mode="bisect")
+    fail_at = 2 + dry.spent["noise"] + stage_call
     calls = 0
 
     def cost(p):

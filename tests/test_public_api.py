@@ -164,7 +164,13 @@ def test_finding_fields():
 
 
 def test_verdict_values_are_the_lowercase_strings():
-    assert [v.value for v in gradcheck.Verdict] == ["correct", "acceptable", "suspicious", "bug"]
+    assert [v.value for v in gradcheck.Verdict] == [
+        "correct",
+        "acceptable",
+        "suspicious",
+        "inconclusive",
+        "bug",
+    ]
     assert gradcheck.Verdict("bug") is gradcheck.Verdict.BUG
     assert gradcheck.Verdict.CORRECT == "correct"
 

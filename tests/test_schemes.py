@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 
 import gradcheck
-from gradcheck._engine._schemes import (
-    SCHEMES,
-    TEXTBOOK_EPS,
-    realized_steps,
-    requested_steps,
-    resolution_of,
-)
+from gradcheck._engine import SCHEMES, estimate
+from gradcheck._engine._step import FLOAT64_EPS, TEXTBOOK_EPS, initial_steps, scale_of
+from gradcheck._pipeline import Subject, _problem
+from gradcheck._tree import flatten
 
-FLOAT64_EPS = float(np.finfo(np.float64).eps)
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 # (name, f, f') with f written in NumPy operations that accept complex input.
@@ -39,11 +35,18 @@ ORDERS = [
 
 
 def numeric_derivative(f, x0: float, method: str, eps) -> float:
-    """The numeric derivative gradcheck computes for f at x0 (through the public API)."""
-    report = gradcheck.check(
-        lambda theta: f(theta[0]), np.array([x0]), np.array([0.0]), method=method, eps=eps
-    )
-    return report.params["theta"].worst[0].numeric
+    """The bulk estimate the engine makes for f at x0 with one scheme and step (no follow-up)."""
+    x = np.array([x0])
+    scheme = SCHEMES[method]
+    subject = Subject(evaluate=lambda t: f(t[0]), params=x, flat=flatten(x),
+                      analytic=np.zeros(1), base_value=float(np.real(f(x0))),
+                      repeat=lambda: (0.0, False))  # fmt: skip
+    problem = _problem(subject, complex_step=scheme.complex_step)
+    if scheme.complex_step:
+        h = np.array([1e-20 if eps is None else float(eps)])
+    else:
+        h, _ = initial_steps(x, eps, order=scheme.order, scale=scale_of(x), noise=FLOAT64_EPS)
+    return float(estimate(problem, scheme, [np.array([0])], [h], sigma=0.0).values[0])
 
 
 @pytest.mark.parametrize(("method", "order", "h"), ORDERS)
@@ -113,86 +116,29 @@ def test_schemes_declare_their_order_and_evaluations():
 @pytest.mark.parametrize("name", ["central", "forward", "backward", "central4"])
 def test_stencils_are_exact_on_a_linear_function(name):
     scheme = SCHEMES[name]
-    h = np.array([0.25])
-    values = np.array([[3.0 * (1.0 + c * 0.25) + 2.0 for c in scheme.offsets]])
-    assert scheme.combine(values, 5.0, h)[0] == 3.0
+    displacements = np.array([[c * 0.25 for c in scheme.offsets]])
+    values = 3.0 * (1.0 + displacements) + 2.0
+    assert scheme.combine(values, 5.0, displacements)[0] == 3.0
 
 
-# --- steps -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["central", "forward", "backward", "central4"])
+def test_noise_bars_follow_the_stencil_weights(name):
+    # sigma * ||weights||: central sqrt(2) / (2h), one-sided sqrt(2) / h, central4 ~0.95 / h.
+    scheme = SCHEMES[name]
+    displacements = np.array([[c * 0.5 for c in scheme.offsets]])
+    bar = scheme.noise(displacements, 1.0)[0]
+    expected = {"central": math.sqrt(2) / 1.0, "forward": math.sqrt(2) / 0.5,
+                "backward": math.sqrt(2) / 0.5,
+                "central4": math.hypot(4 / 3 * math.sqrt(2) / 1.0, 1 / 3 * math.sqrt(2) / 2.0)}
+    assert bar == pytest.approx(expected[name])  # fmt: skip
+
+
+# --- steps (the policy itself is tested in test_step.py) ---------------------------------
 
 
 def test_default_step_is_the_textbook_1e7_in_float64():
     x = np.array([0.0, 1.0, -3.0, 1e6])
-    steps = requested_steps(SCHEMES["central"], x, None, FLOAT64_EPS)
+    steps, raised = initial_steps(x, None, order=2, scale=scale_of(x), noise=FLOAT64_EPS)
     np.testing.assert_array_equal(steps, np.full(4, 1e-7))
+    assert raised == 0
     assert TEXTBOOK_EPS == 1e-7
-
-
-@pytest.mark.parametrize("method", ["central", "forward", "central4"])
-def test_auto_step_scales_with_magnitude(method):
-    scheme = SCHEMES[method]
-    x = np.array([0.0, 0.5, -1.0, 4.0, -250.0])
-    factor = FLOAT64_EPS ** (1.0 / (scheme.order + 1))
-    expected = factor * np.array([1.0, 1.0, 1.0, 4.0, 250.0])
-    np.testing.assert_allclose(
-        requested_steps(scheme, x, "auto", FLOAT64_EPS), expected, rtol=1e-15
-    )
-
-
-def test_float_eps_is_used_as_given():
-    steps = requested_steps(SCHEMES["central"], np.array([1.0, 100.0]), 1e-4, FLOAT64_EPS)
-    np.testing.assert_array_equal(steps, [1e-4, 1e-4])
-
-
-@pytest.mark.parametrize("method", ["central", "forward", "backward", "central4"])
-def test_float32_default_step_is_larger_than_float64s(method):
-    scheme = SCHEMES[method]
-    x = np.array([0.5, -2.0])
-    float32 = requested_steps(scheme, x, None, resolution_of(np.dtype(np.float32)))
-    float64 = requested_steps(scheme, x, None, resolution_of(np.dtype(np.float64)))
-    assert (float32 > float64).all()
-    assert (float32 >= FLOAT32_EPS ** (1.0 / (scheme.order + 1))).all()
-
-
-def test_resolution_is_the_coarsest_dtype():
-    assert resolution_of(np.dtype(np.float32), np.dtype(np.float64)) == FLOAT32_EPS
-    assert resolution_of(np.dtype(np.float16)) == float(np.finfo(np.float16).eps)
-
-
-def test_float32_step_next_to_one_is_rounded_to_one_ulp():
-    # 1e-7 is more than half the float32 spacing at 1.0 (1.19e-7), so x + h rounds
-    # up to the next float: the step taken is exactly one ulp, not 1e-7.
-    x = np.array([1.0], dtype=np.float32)
-    taken, raised = realized_steps(x, np.array([1e-7]))
-    assert taken[0] == np.spacing(np.float32(1.0))
-    assert raised == 0
-
-
-def test_float32_step_that_vanishes_is_raised_to_one_ulp_and_counted():
-    # At 2.0 and 3.0 the float32 spacing is 2.4e-7: x + 1e-7 rounds back to x, the step
-    # vanishes. At 1.0 it rounds up to the next float instead (one ulp, not raised).
-    x = np.array([2.0, -3.0, 1.0], dtype=np.float32)
-    taken, raised = realized_steps(x, np.array([1e-7, 1e-7, 1e-7]))
-    assert taken[0] == np.spacing(np.float32(2.0))
-    assert taken[1] == np.spacing(np.float32(3.0))
-    assert taken[2] == np.spacing(np.float32(1.0))
-    assert raised == 2
-    assert taken.dtype == np.float64
-
-
-def test_float64_steps_are_what_floating_point_realizes():
-    x = np.array([0.1, 1.0, 3.7, -12345.678, 1e8])
-    h = np.full(5, 1e-7)
-    taken, raised = realized_steps(x, h)
-    np.testing.assert_array_equal(taken, (x + h) - x)
-    assert raised == 0
-    assert not np.array_equal(taken, h)  # rounding changes most of them
-
-
-def test_vanished_float32_steps_give_a_precision_finding():
-    x = np.array([2.0, 3.0], dtype=np.float32)
-    report = gradcheck.check(lambda t: float(np.sum(t.astype(np.float64) ** 2)), x, 2 * x, eps=1e-7)
-    raised = [f for f in report.findings if f.kind == "precision" and "raised_steps" in f.detail]
-    assert len(raised) == 1
-    assert raised[0].detail["raised_steps"] == 2
-    assert report.passed

@@ -87,7 +87,8 @@ class Judgement:
     settled: bool
     """False: more evaluations (other steps, a ladder) could still change the verdict."""
     reason: str | None = None
-    """Why it is not settled: "no_step", "nonfinite", "tie", "noise", "unconfirmed"."""
+    """Why it is not settled: "no_step", "nonfinite", "tie", "noise", "unconfirmed"; or why a
+    pass needed more than the thresholds: "zero" (zero to within negligible round-off)."""
 
 
 def judge(
@@ -98,6 +99,7 @@ def judge(
     unresolved: str | None = None,
     confirmed: bool = False,
     analytic_finite: bool = True,
+    negligible: bool = False,
 ) -> Judgement:
     """Give one parameter its verdict from its difference and error bar.
 
@@ -109,6 +111,9 @@ def judge(
             "tie"), or None.
         confirmed: a wrong element was confirmed on a ladder of steps.
         analytic_finite: every analytic value is finite.
+        negligible: the analytic gradient is zero to within the numeric one's error bar, and
+            that bar is negligible against the gradients of the whole check: the parameter
+            does not matter at this point (a bias before a normalization), verified as zero.
 
     A mismatch beyond the error bars decides over unresolved elements (a bug is a bug);
     unresolved elements decide over agreement elsewhere (no evidence is no pass).
@@ -128,6 +133,8 @@ def judge(
                          reason=unresolved or "no_step")  # fmt: skip
     if difference < acceptable:
         return Judgement(verdict=Verdict.of(difference, thresholds), settled=True)
+    if negligible:
+        return Judgement(verdict=Verdict.ACCEPTABLE, settled=True, reason="zero")
     if CONFIDENCE * error_bar < suspicious:
         return Judgement(verdict=Verdict.ACCEPTABLE, settled=True)
     return Judgement(verdict=Verdict.INCONCLUSIVE, settled=False, reason="noise")

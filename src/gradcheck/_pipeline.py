@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._compare import CONFIDENCE, Judgement, ParamReport, Verdict, judge, normalized_difference, overall
+from ._compare import CONFIDENCE, Judgement, ParamReport, Verdict, judge, overall
 from ._diagnose import (
     Circumstances,
     Context,
@@ -33,6 +34,7 @@ from ._diagnose import (
     findings_for,
     held,
     nondeterministic,
+    overall_difference,
     param_report,
     precision,
     raised_steps,
@@ -41,6 +43,7 @@ from ._diagnose import (
 )
 from ._engine import (
     BatchedExecutor,
+    DirectionFailedError,
     Executor,
     PoolExecutor,
     Problem,
@@ -135,23 +138,23 @@ def run(subject: Subject, options: Options, started: float) -> Report:
                         samples=options.samples, seed=options.seed,
                         thresholds=options.thresholds)  # fmt: skip
     if randomness is not None and _ruins_check(subject, options, second):
-        return _undetermined(subject, settings, [randomness], started, evaluations=2)
+        return _undetermined(subject, settings, [randomness], started, spent={"base": 2})
     lead = [randomness] if randomness else []
+    _warn_if_long(options, _planned(subject, options), one_evaluation)
     plan = _plan(subject, options, settings)
     if options.mode in ("directional", "bisect"):
-        checked, extra, settings = _directional(subject, options, plan)
+        checked, bulk, follow_up, settings = _directional(subject, options, plan)
     else:
-        checked, extra, executor_name = _coordinates(subject, options, plan, one_evaluation)
+        checked, bulk, follow_up, executor_name = _coordinates(subject, options, plan)
         settings = replace(plan.settings, executor=executor_name)
-    evaluations = 2 + plan.evaluations + extra + (1 if scheme.complex_step else 0)
-    last = to_scalar(subject.evaluate(subject.params))
-    evaluations += 1
-    if abs(float(np.real(last)) - subject.base_value) > CONFIDENCE * plan.sigma + 4 * abs(
-        subject.base_value
-    ) * np.finfo(np.float64).eps:
-        late = changed_during(subject.base_value, float(np.real(last)), plan.sigma)
-        return _undetermined(subject, settings, [*lead, late], started, evaluations=evaluations)
-    return _report(subject, options, plan, checked, lead, settings, evaluations, started)
+    last = float(np.real(to_scalar(subject.evaluate(subject.params))))
+    spent = {"base": 3 + (1 if scheme.complex_step else 0), "noise": plan.evaluations,
+             "estimate": bulk, "follow_up": follow_up}  # fmt: skip
+    drift = abs(last - subject.base_value)
+    if drift > CONFIDENCE * plan.sigma + 4 * abs(subject.base_value) * np.finfo(np.float64).eps:
+        late = changed_during(subject.base_value, last, plan.sigma)
+        return _undetermined(subject, settings, [*lead, late], started, spent=spent)
+    return _report(subject, options, plan, checked, lead, settings, spent, started)
 
 
 def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
@@ -215,10 +218,17 @@ def _relative_noise(
 
 def _context(subject: Subject, options: Options, plan: _Plan,
              executor: Executor | None) -> Context:  # fmt: skip
+    # The complex step perturbs complex copies, which the user's gradient cannot see.
+    recompute = None if options.scheme.complex_step else subject.recompute
     return Context(problem=plan.problem, executor=executor, sigma=plan.sigma,
                    thresholds=options.thresholds, pinned=_pinned(options) is not None,
-                   scales=plan.scales, recompute=subject.recompute,
-                   seed=options.seed)  # fmt: skip
+                   scales=plan.scales, recompute=recompute, seed=options.seed,
+                   gradient_scale=_rms(subject.analytic))  # fmt: skip
+
+
+def _rms(values: NDArray[np.float64]) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.sqrt(np.mean(finite**2))) if len(finite) else 0.0
 
 
 def _pinned(options: Options) -> float | None:
@@ -227,14 +237,17 @@ def _pinned(options: Options) -> float | None:
 
 
 def _coordinates(
-    subject: Subject, options: Options, plan: _Plan, one_evaluation: float
-) -> tuple[list[_Checked], int, str]:
-    """Full and sample mode: every chosen coordinate, then settle each parameter."""
+    subject: Subject, options: Options, plan: _Plan
+) -> tuple[list[_Checked], int, int, str]:
+    """Full and sample mode: every chosen coordinate, then settle each parameter.
+
+    Returns the settled parameters, the evaluations of the bulk pass and of the follow-ups,
+    and how the evaluations ran.
+    """
     problem = plan.problem
     chosen = select_coordinates(problem.flat, options.mode, options.samples, options.seed)
     steps = [h[local] for h, local in zip(plan.steps, chosen, strict=True)]
     planned = sum(len(c) for c in chosen) * options.scheme.evaluations_per_coordinate
-    _warn_if_long(options, planned, one_evaluation)
     resolution = max(float(np.finfo(np.float64).eps), plan.relative)
     with (
         ProgressBar(planned, "gradcheck", enabled=options.progress) as progress,
@@ -243,7 +256,7 @@ def _coordinates(
     ):
         estimates = estimate(problem, options.scheme, chosen, steps, plan.sigma, executor)
         context = _context(subject, options, plan, executor)
-        checked, evaluations = [], estimates.evaluations
+        checked, follow_up = [], 0
         for leaf_index, leaf in enumerate(problem.flat.leaves):
             lo, hi = np.searchsorted(estimates.indices, [leaf.offset, leaf.offset + leaf.size])
             part = slice(int(lo), int(hi))
@@ -261,7 +274,7 @@ def _coordinates(
                              step=np.where(usable, realized, steps[leaf_index]),
                              status=status.astype(np.int8))  # fmt: skip
             outcome = settle(context, leaf_rows)
-            evaluations += outcome.evaluations
+            follow_up += outcome.evaluations
             checked.append(_Checked(rows=leaf_rows, judgement=outcome.judgement))
     name = "loop"
     if isinstance(executor, BatchedExecutor):
@@ -269,19 +282,42 @@ def _coordinates(
         name = "batched (B=" + "/".join(map(str, sizes)) + ")"
     elif isinstance(executor, PoolExecutor):
         name = f"{executor.workers} workers"
-    return checked, evaluations, name
+    return checked, estimates.evaluations, follow_up, name
 
 
 def _directional(
     subject: Subject, options: Options, plan: _Plan
-) -> tuple[list[_Checked], int, Settings]:
-    """Directional and bisect mode: k random directions per tensor, then bisection."""
+) -> tuple[list[_Checked], int, int, Settings]:
+    """Directional and bisect mode: k random directions per tensor, then bisection.
+
+    Raises:
+        CostFunctionError: the cost raised with a direction applied (arrays restored).
+    """
+    try:
+        return _directions(subject, options, plan)
+    except DirectionFailedError as failure:
+        leaf, cause = failure.leaf, failure.__cause__
+        if failure.hi - failure.lo == 1:
+            where = leaf.describe_element(leaf.index_of(failure.lo))
+        else:
+            span = f"{failure.lo}..{failure.hi - 1}"
+            where = f"a random direction over elements {span} of {leaf.describe()}"
+        raise CostFunctionError(
+            f"the cost function raised {type(cause).__name__}: {cause} while {where} was "
+            "perturbed. Your arrays have been restored.",
+            param=leaf.name,
+        ) from cause
+
+
+def _directions(
+    subject: Subject, options: Options, plan: _Plan
+) -> tuple[list[_Checked], int, int, Settings]:
     problem = plan.problem
     tolerance = options.thresholds[1]
     k = options.directions or directions_for(options.miss_probability, tolerance,
                                              options.detectable)  # fmt: skip
     context = _context(subject, options, plan, None)
-    checked, evaluations = [], 0
+    checked, bulk, follow_up = [], 0, 0
     worst_miss = 0.0
     for leaf_index, leaf in enumerate(problem.flat.leaves):
         part = subject.analytic[leaf.offset : leaf.offset + leaf.size]
@@ -290,20 +326,20 @@ def _directional(
             continue
         rng = np.random.default_rng([options.seed, leaf_index])
         measured = project(problem, leaf_index, 0, leaf.size, h, part, plan.sigma, rng, k)
-        evaluations += 2 * k
+        bulk += 2 * k
         leaf_rows = _direction_rows(leaf_index, leaf, measured, part)
         outcome = settle(context, leaf_rows)
-        evaluations += outcome.evaluations
+        follow_up += outcome.evaluations
         entry = _Checked(rows=leaf_rows, judgement=outcome.judgement)
         if options.mode == "bisect" and entry.judgement.verdict in (Verdict.SUSPICIOUS,
                                                                      Verdict.BUG):  # fmt: skip
-            evaluations += _bisect(subject, options, plan, context, entry)
+            follow_up += _bisect(subject, options, plan, context, entry)
         checked.append(entry)
         worst_miss = max(worst_miss, _miss(leaf_rows, k, options))
     settings = replace(plan.settings, directions=k, detectable=options.detectable,
                        miss_probability=max(worst_miss, miss_probability(
                            k, tolerance, options.detectable)))  # fmt: skip
-    return checked, evaluations, settings
+    return checked, bulk, follow_up, settings
 
 
 def _direction_rows(leaf_index: int, leaf: Any, measured: list[Any],
@@ -404,7 +440,7 @@ def _report(
     checked: list[_Checked],
     lead: list[Finding],
     settings: Settings,
-    evaluations: int,
+    spent: dict[str, int],
     started: float,
 ) -> Report:
     circumstances = Circumstances(
@@ -436,15 +472,16 @@ def _report(
         findings.append(held(subject.held))
     verdict, passed = overall(p.verdict for p in params)
     return Report(
-        difference=_overall_difference([c.rows for c in checked]),
+        difference=overall_difference([c.rows for c in checked]),
         verdict=verdict,
         passed=passed,
         params={p.name: p for p in params},
         findings=findings,
-        evaluations=evaluations,
+        evaluations=sum(spent.values()),
         settings=settings,
         size=subject.flat.size,
         checked=sum(p.checked for p in params),
+        spent=spent,
         elapsed=time.perf_counter() - started,
     )
 
@@ -456,18 +493,12 @@ def _suggested(rows: Rows, plan: _Plan) -> float:
     return scale * min(3 * plan.sigma / (gradient * scale), 1.0) ** (1 / 3)
 
 
-def _overall_difference(rows: list[Rows]) -> float:
-    """The textbook number over everything measured (the largest directional difference in
-    the directional modes)."""
-    if any(r.directions is not None for r in rows):
-        values = [r.difference()[0] for r in rows]
-        finite = [v for v in values if not math.isnan(v)]
-        return max(finite) if len(finite) == len(values) and finite else math.nan
-    numeric = np.concatenate([r.numeric[r.measured()] for r in rows])
-    analytic = np.concatenate([r.analytic[r.measured()] for r in rows])
-    if not np.isfinite(analytic).all():
-        return math.nan
-    return normalized_difference(numeric, analytic)
+def _planned(subject: Subject, options: Options) -> int:
+    """Cost evaluations the bulk pass of a full or sampled check will take."""
+    if options.mode not in ("full", "sample"):
+        return 0
+    chosen = select_coordinates(subject.flat, options.mode, options.samples, options.seed)
+    return sum(len(c) for c in chosen) * options.scheme.evaluations_per_coordinate
 
 
 def _warn_if_long(options: Options, planned: int, one_evaluation: float) -> None:
@@ -482,8 +513,17 @@ def _warn_if_long(options: Options, planned: int, one_evaluation: float) -> None
         "few dozen evaluations, mode='bisect' also finds the wrong elements, and "
         "mode='sample' checks a seeded sample of each tensor.",
         GradcheckWarning,
-        stacklevel=4,
+        stacklevel=_outside_gradcheck(),
     )
+
+
+def _outside_gradcheck() -> int:
+    """The warnings stacklevel of the first caller outside this package (the user's line)."""
+    frame, level = sys._getframe(1), 1
+    package = __name__.rpartition(".")[0]
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _duration(seconds: float) -> str:
@@ -514,7 +554,7 @@ def _ruins_check(subject: Subject, options: Options, second: float) -> bool:
 
 
 def _undetermined(subject: Subject, settings: Settings, findings: list[Finding],
-                  started: float, *, evaluations: int) -> Report:  # fmt: skip
+                  started: float, *, spent: dict[str, int]) -> Report:  # fmt: skip
     """A report that gives no verdict it cannot back: the cost is random."""
     params = {
         leaf.name: ParamReport(
@@ -531,11 +571,12 @@ def _undetermined(subject: Subject, settings: Settings, findings: list[Finding],
         passed=passed,
         params=params,
         findings=findings,
-        evaluations=evaluations,
+        evaluations=sum(spent.values()),
         settings=settings,
         size=subject.flat.size,
         checked=0,
         elapsed=time.perf_counter() - started,
+        spent=spent,
     )
 
 

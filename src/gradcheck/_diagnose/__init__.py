@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from ._benign import changed_during, held, nondeterministic, precision, raised_steps
 from ._directional import unresolved_range
-from ._explain import Circumstances, findings_for, param_report
+from ._explain import (
+    Circumstances,
+    Comparison,
+    compare,
+    findings_for,
+    overall_difference,
+    param_report,
+)
 from ._finding import KINDS, Finding
 from ._rows import Rows, Status
 from ._settle import Context, Outcome, settle
@@ -18,15 +25,18 @@ from ._settle import Context, Outcome, settle
 __all__ = [
     "KINDS",
     "Circumstances",
+    "Comparison",
     "Context",
     "Finding",
     "Outcome",
     "Rows",
     "Status",
     "changed_during",
+    "compare",
     "findings_for",
     "held",
     "nondeterministic",
+    "overall_difference",
     "param_report",
     "precision",
     "raised_steps",

@@ -80,6 +80,23 @@ def nonfinite_analytic(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     )
 
 
+def nonfinite_numeric(leaf: Leaf, locals_: Sequence[int]) -> Finding:
+    """Elements where the cost was nan or inf on both sides at every step tried."""
+    indices = [leaf.index_of(int(i)) for i in locals_]
+    return Finding(
+        kind="nonfinite",
+        param=leaf.name,
+        message=(
+            f"The cost was nan or inf when perturbing {_list(leaf.name, indices)}, on both sides "
+            "and at every smaller step tried, so the numeric gradient of "
+            f"{leaf.name} is unknown there: the point may sit outside the cost's domain (log or "
+            "sqrt of a value at 0?)."
+        ),
+        detail={"side": "numeric", "resolved": False, "count": len(indices),
+                "indices": [list(i) for i in indices]},
+    )  # fmt: skip
+
+
 def domain_edge(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements next to the edge of the cost's domain, checked with one-sided differences."""
     indices = [leaf.index_of(int(i)) for i in locals_]
@@ -165,12 +182,12 @@ def noise(name: str, difference: float, error_bar: float, steps: Sequence[float]
 
 
 _WHY = {
-    "no_step": "no step moved {n} of its elements: x + h rounds back to x in {dtype}, so there "
-    "is no numeric derivative there",
-    "nonfinite": "the cost is nan or inf on both sides of {n} of its elements at every step "
-    "tried, so no finite difference could be taken there",
-    "tie": "at {n} of its elements the cost has a kink and the analytic value lies outside the "
-    "one-sided slopes: possibly a tie broken the other way, not verifiable at this point",
+    "no_step": "no step moved {where}: x + h rounds back to x in {dtype}, so there is no "
+    "numeric derivative there",
+    "nonfinite": "the cost is nan or inf on both sides of {where} at every step tried, so no "
+    "finite difference could be taken there",
+    "tie": "at {where} the cost has a kink and the analytic value lies outside the one-sided "
+    "slopes: possibly a tie broken the other way, not verifiable at this point",
     "noise": "the cost's measured noise ({sigma:.2g}) leaves an error bar of {bar:.2g} on its "
     "difference {difference:.2g} even at the best steps tried, too wide to tell a right "
     "gradient from a wrong one",
@@ -190,7 +207,7 @@ def inconclusive(
     leaf: Leaf,
     reason: str,
     *,
-    count: int,
+    where: Sequence[int],
     difference: float,
     error_bar: float,
     sigma: float,
@@ -198,8 +215,10 @@ def inconclusive(
     suggested: float | None,
 ) -> Finding:
     """The evidence about a parameter could not settle its verdict: say why and what to do."""
+    indices = [leaf.index_of(int(i)) for i in where]
     why = _WHY.get(reason, _WHY["noise"]).format(
-        n=count, dtype=leaf.dtype, sigma=sigma, bar=error_bar, difference=difference
+        where=_list(leaf.name, indices), dtype=leaf.dtype, sigma=sigma, bar=error_bar,
+        difference=difference,
     )
     what = _WHAT.get(reason, _WHAT["noise"])
     if eps is not None and reason in ("no_step", "noise"):
@@ -209,7 +228,8 @@ def inconclusive(
         kind="inconclusive",
         param=leaf.name,
         message=f"No verdict for {leaf.name}: {why}. To settle it, {what}.",
-        detail={"reason": reason, "count": count, "difference": difference,
+        detail={"reason": reason, "count": len(indices),
+                "indices": [list(i) for i in indices[:50]], "difference": difference,
                 "error_bar": error_bar, "noise": sigma, "eps": eps,
                 "suggested_eps": suggested},
     )  # fmt: skip
@@ -258,6 +278,21 @@ def raised_steps(count: int, eps: float | None) -> Finding:
             "moves (large values, or a low-precision dtype)."
         ),
         detail={"raised_steps": count},
+    )
+
+
+def negligible(name: str, bar: float) -> Finding:
+    """The gradient is zero to within round-off that is negligible for the whole check."""
+    return Finding(
+        kind="unused",
+        param=name,
+        message=(
+            f"The gradient of {name} is zero to within round-off (both sides below the error "
+            f"bar {bar:.2g}, negligible next to the check's other gradients): the cost does not "
+            "depend on it at this point (a bias before a normalization layer? dead units?), "
+            "and the analytic gradient agrees."
+        ),
+        detail={"error_bar": bar},
     )
 
 

@@ -3,24 +3,100 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._compare import (
+    DEFAULT_THRESHOLDS,
+    DEFAULT_WORST,
     ElementError,
     Elements,
     Judgement,
     ParamReport,
     Verdict,
     element_errors,
+    judge,
+    normalized_difference,
+    overall,
 )
+from .._tree import FlatParams
 from . import _benign
 from ._directional import explain_directions
 from ._finding import Finding
 from ._mistakes import ParamData, explain
 from ._rows import UNRESOLVED, Rows, Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """Numeric against analytic values, compared without evaluating anything more."""
+
+    difference: float
+    verdict: Verdict
+    passed: bool
+    params: tuple[ParamReport, ...]
+    checked: int
+
+
+def compare(
+    indices: NDArray[np.intp],
+    numeric: NDArray[np.float64],
+    analytic: NDArray[np.float64],
+    flat: FlatParams,
+    thresholds: tuple[float, float, float] = DEFAULT_THRESHOLDS,
+    worst: int = DEFAULT_WORST,
+    error: NDArray[np.float64] | None = None,
+) -> Comparison:
+    """Compare numeric estimates at ``indices`` of theta with the analytic gradient.
+
+    The verdicts a check would give from these numbers alone (no ladder, no re-estimation):
+    a nan numeric value leaves its element unresolved, a nan analytic value is a bug.
+
+    Args:
+        indices: ascending coordinates of theta that were estimated.
+        numeric: the estimates at those coordinates.
+        analytic: the analytic gradient over all of theta.
+        flat: the parameter leaves.
+        thresholds: the verdict thresholds.
+        worst: how many worst elements to keep per parameter.
+        error: error bars of the estimates (zeros: exact).
+    """
+    numeric = np.asarray(numeric, dtype=np.float64)
+    bars = np.zeros(len(indices)) if error is None else np.asarray(error, dtype=np.float64)
+    params, parts = [], []
+    for leaf_index, leaf in enumerate(flat.leaves):
+        lo, hi = np.searchsorted(indices, [leaf.offset, leaf.offset + leaf.size])
+        mine = slice(int(lo), int(hi))
+        status = np.where(np.isfinite(numeric[mine]), Status.MEASURED, Status.NONFINITE)
+        rows = Rows(leaf=leaf, leaf_index=leaf_index, local=indices[mine] - leaf.offset,
+                    analytic=analytic[indices[mine]].astype(np.float64),
+                    numeric=numeric[mine].copy(), error=bars[mine].copy(),
+                    step=np.zeros(hi - lo), status=status.astype(np.int8))  # fmt: skip
+        difference, error_bar = rows.difference()
+        judgement = judge(difference, error_bar, thresholds=thresholds,
+                          unresolved=rows.unresolved_reason(),
+                          analytic_finite=bool(np.isfinite(rows.analytic).all()))  # fmt: skip
+        params.append(param_report(rows, judgement, worst, thresholds[1]))
+        parts.append(rows)
+    verdict, passed = overall(p.verdict for p in params)
+    return Comparison(difference=overall_difference(parts), verdict=verdict, passed=passed,
+                      params=tuple(params), checked=len(indices))  # fmt: skip
+
+
+def overall_difference(rows: Sequence[Rows]) -> float:
+    """The textbook number over everything measured with finite values on both sides (the
+    largest directional difference in the directional modes)."""
+    if any(r.directions is not None for r in rows):
+        values = [r.difference()[0] for r in rows]
+        finite = [v for v in values if not math.isnan(v)]
+        return max(finite) if len(finite) == len(values) and finite else math.nan
+    numeric = np.concatenate([r.numeric[r.measured()] for r in rows])
+    analytic = np.concatenate([r.analytic[r.measured()] for r in rows])
+    finite = np.isfinite(analytic)
+    return normalized_difference(numeric[finite], analytic[finite])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +130,7 @@ def param_report(
         elements: for direction rows, the coordinates bisection checked (if any).
     """
     leaf = rows.leaf
-    listed = rows if rows.directions is None else elements
+    listed = rows if rows.directions is None else elements or _no_elements(rows)
     difference, error_bar = rows.difference()
     report = ParamReport(
         name=leaf.name,
@@ -84,6 +160,14 @@ def param_report(
         report = replace(report, checked=leaf.size, directions=len(rows.directions),
                          norm_analytic=float(np.linalg.norm(part)), norm_numeric=rms)  # fmt: skip
     return report
+
+
+def _no_elements(rows: Rows) -> Rows:
+    """Empty coordinate rows: a tensor checked only along directions lists no elements."""
+    nothing = np.empty(0)
+    return Rows(leaf=rows.leaf, leaf_index=rows.leaf_index, local=np.empty(0, dtype=np.intp),
+                analytic=nothing, numeric=nothing, error=nothing, step=nothing,
+                status=np.empty(0, dtype=np.int8))  # fmt: skip
 
 
 def _element_fields(rows: Rows, worst: int, tolerance: float) -> dict[str, object]:
@@ -144,19 +228,25 @@ def findings_for(
     difference, error_bar = rows.difference()
     if verdict is Verdict.INCONCLUSIVE:
         reason = judgement.reason or "noise"
-        count = int(np.count_nonzero(np.isin(rows.status, UNRESOLVED)))
+        where = rows.local[np.isin(rows.status, UNRESOLVED)] if rows.directions is None else []
         findings.append(
-            _benign.inconclusive(leaf, reason, count=count, difference=difference,
+            _benign.inconclusive(leaf, reason, where=list(where), difference=difference,
                                  error_bar=error_bar, sigma=c.sigma, eps=c.eps,
                                  suggested=c.suggested.get(leaf.name))  # fmt: skip
         )
+    unknown = rows.status == Status.NONFINITE
+    if unknown.any() and rows.directions is None:
+        findings.append(_benign.nonfinite_numeric(leaf, rows.local[unknown].tolist()))
     if rows.kinks and rows.directions is None:
         moved = rows.local[rows.off_kink].tolist()
         findings.append(_benign.kinks(leaf, rows.kinks, moved=moved))
     edge = rows.one_sided & rows.measured()
     if edge.any() and rows.directions is None:
         findings.append(_benign.domain_edge(leaf, rows.local[edge].tolist()))
-    if verdict.passes and (difference >= c.thresholds[1] or refined):
+    if judgement.reason == "zero":
+        ok = rows.measured()
+        findings.append(_benign.negligible(leaf.name, float(np.linalg.norm(rows.error[ok]))))
+    elif verdict.passes and (difference >= c.thresholds[1] or refined):
         findings.append(_benign.noise(leaf.name, difference, error_bar, rows.refined_steps))
     ok = rows.measured()
     if (

@@ -147,6 +147,17 @@ class Rows:
                 return rms
         return 0.0
 
+    def negligible(self, reference: float, tolerance: float) -> bool:
+        """Whether the analytic gradient is zero within the numeric error bars, and those bars
+        are negligible (below ``tolerance`` per element) against the check's typical gradient
+        ``reference``: then zero has been verified as well as it matters."""
+        ok = self.measured()
+        if not ok.any() or not reference > 0:
+            return False
+        bar = float(np.linalg.norm(self.error[ok]))
+        small = float(np.linalg.norm(self.analytic[ok])) <= CONFIDENCE * bar
+        return small and CONFIDENCE * bar / math.sqrt(int(ok.sum())) <= tolerance * reference
+
     def off(self, tolerance: float) -> NDArray[np.bool_]:
         """Measured rows that disagree beyond their error bar and the relative tolerance."""
         ok = self.measured()

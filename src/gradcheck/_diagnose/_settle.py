@@ -64,6 +64,8 @@ class Context:
     recompute: Callable[[], NDArray[np.float64]] | None
     """The analytic gradient over theta at the arrays' current values, where it can be had."""
     seed: int
+    gradient_scale: float
+    """The typical analytic gradient element of the whole check (RMS), for what is negligible."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +113,7 @@ def _judge(ctx: Context, rows: Rows) -> Judgement:
         unresolved=rows.unresolved_reason(),
         confirmed=bool(rows.confirmed.any()),
         analytic_finite=bool(np.isfinite(rows.analytic).all()),
+        negligible=rows.negligible(ctx.gradient_scale, ctx.thresholds[1]),
     )
 
 
@@ -221,11 +224,12 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     assert rows.directions is not None and rows.leaf_analytic is not None
     direction = rows.directions[r]
     lo_, hi_ = direction.lo, direction.hi
-    scale = ctx.scales[rows.leaf_index][lo_:hi_]
+    # As for coordinates, the ladder may reach a tenth of max(scale, 1) (see `_ladder`).
+    reach = np.maximum(ctx.scales[rows.leaf_index][lo_:hi_], 1.0)
     size = np.abs(direction.displacement)
     moving = size > 0
-    # The multiplier at which a typical component moves by its own scale.
-    length = float(np.median(scale[moving] / size[moving])) if moving.any() else 1.0
+    # The multiplier at which a typical component moves by its reach.
+    length = float(np.median(reach[moving] / size[moving])) if moving.any() else 1.0
     cap = MAX_RELATIVE * length / 4  # Gaussian components reach about 4 times their step
     if ctx.pinned:
         lo, hi = 1 / 16, 16.0
@@ -234,9 +238,7 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
         optimal = length * min(3 * ctx.sigma / (typical * length), 1.0) ** (1 / 3)
         hi = max(min(max(16.0, optimal * RATIO), cap), 1.0)
         lo = min(1 / 16, optimal / RATIO, hi / 16)
-    count = int(np.clip(math.floor(math.log(max(hi / lo, 1.0)) / math.log(RATIO)) + 1, 3,
-                        MAX_STEPS))  # fmt: skip
-    multipliers = (lo * RATIO ** np.arange(count)).tolist()
+    multipliers = _geometric(np.array([lo]), np.array([max(hi, lo * RATIO**2)]))[0].tolist()
     ladder = direction_ladder(ctx.problem, rows.leaf_index, lo_, hi_, direction.displacement,
                               multipliers, rows.leaf_analytic[lo_:hi_])  # fmt: skip
     reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic, base,

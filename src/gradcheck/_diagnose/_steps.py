@@ -133,7 +133,7 @@ def read(
         if len(columns) >= 2:
             last, previous = columns[-1], columns[-2]
             with np.errstate(divide="ignore", invalid="ignore"):
-                out["order"][r] = math.log(errors[r, last] / errors[r, previous]) / math.log(
+                out["order"][r] = np.log(errors[r, last] / errors[r, previous]) / np.log(
                     steps[r, last] / steps[r, previous]
                 )
     return Reading(errors=errors, steps=steps, **out, **flags)
@@ -188,8 +188,10 @@ def _error_bars(
 
     If the leading remaining error grows like ``s**rate``, the gap to the next larger step
     is about ``(ratio**rate - 1)`` times an estimate's own error, and the gap to the next
-    smaller step about once it; the larger of the two readings, doubled, plus round-off, is
-    the error bar. Where round-off dominates, the gaps are round-off and so is the bar.
+    smaller step about once it; the larger of the two readings, doubled, is the truncation
+    part of the error bar. A gap says nothing below the round-off of the estimates it
+    compares (two noisy estimates can agree by chance), so the round-off part is the largest
+    round-off among the estimate and its neighbours.
     """
     gaps = np.abs(np.diff(family))
     growth = (steps[1:] / steps[:-1]) ** rate - 1
@@ -197,7 +199,10 @@ def _error_bars(
     below = np.insert(gaps, 0, 0.0)  # from the next smaller step
     above[-1] = below[-1]
     below[0] = above[0]
-    return 2 * np.maximum(above, below) + noise
+    roundoff = noise.copy()
+    roundoff[1:] = np.maximum(roundoff[1:], noise[:-1])
+    roundoff[:-1] = np.maximum(roundoff[:-1], noise[1:])
+    return 2 * np.maximum(above, below) + roundoff
 
 
 def _one_sided(

@@ -26,7 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._tree import Leaf
-from ._perturb import evaluate_coordinates, flat_view
+from ._estimate import failure_error
+from ._perturb import CoordinateFailedError, evaluate_coordinates, flat_view
 from ._step import shift, ulp
 
 POINTS = 9
@@ -106,6 +107,8 @@ def measure(
     floor = 0.5 * float(np.spacing(abs(base_value)))  # the cost is rounded at least once
     estimates: list[float] = []
     bounds: list[float] = []
+    quanta: list[float] = []
+    """Rounding noise of a cost seen to move in whole quanta (uniform rounding: q / sqrt(12))."""
     evaluations = 0
     for leaf_index, local in _candidates(leaves, rng):
         leaf = leaves[leaf_index]
@@ -116,21 +119,34 @@ def measure(
             if moved is None:
                 break
             points = [[value] for value in moved.tolist()]
-            values = evaluate_coordinates(leaf.array, [local], points, cost)
+            try:
+                values = evaluate_coordinates(leaf.array, [local], points, cost)
+            except CoordinateFailedError as failure:
+                shift_ = f"{float(moved[failure.offset]) - x:+.3g}"
+                raise failure_error(failure, leaf, np.array([local]), shift_) from (
+                    failure.__cause__
+                )
             evaluations += len(points)
             table = [float(np.real(v[0])) for v in values]
             table.insert(POINTS // 2, base_value)
             floor = max(floor, 0.5 * float(np.spacing(max(abs(v) for v in table))))
             sigma, inform = ecnoise(np.array(table))
+            if inform == 2:  # the cost moved in whole quanta: it rounds at least that coarsely
+                steps = np.abs(np.array(table) - base_value)
+                if np.any(steps > 0):
+                    quanta.append(float(steps[steps > 0].min()) / math.sqrt(12))
             if inform == 1:
                 estimates.append(sigma)
                 break
             if inform == 3 and math.isfinite(sigma):
                 bounds.append(sigma)
+                if sigma == 0:
+                    break  # computed exactly at this spacing: no noise to find
             # Too small: nothing moved the cost; too large: the smooth part dominates.
             target = target * 16 if inform == 2 else target / 16
             if attempt == TRIES - 1 and inform == 2:
                 bounds.append(floor)
+    floor = max([floor, *quanta])
     if estimates:
         return Noise(sigma=max(max(estimates), floor), measured=True, evaluations=evaluations)
     if bounds:
@@ -146,20 +162,27 @@ def _candidates(leaves: Sequence[Leaf], rng: np.random.Generator) -> list[tuple[
 
 
 def _spacing(dtype: np.dtype[Any], x: float, target: float) -> NDArray[Any] | None:
-    """Nine points around x, spaced by a power of two near ``target``, exact in ``dtype``.
+    """Nine points around x, spaced by an odd multiple of its unit in the last place near
+    ``target``, exact in ``dtype``.
 
-    Returns the eight perturbed values (without x itself), or None if no spacing of at
-    least one unit in the last place keeps the points exactly representable (x at the
-    edge of a binade with no room left).
+    Exact points keep the parameters' own rounding out of the table. An odd multiple (rather
+    than a power of two) keeps a coarsely rounded cost from changing by exactly whole quanta
+    at every point, which would make its table look noiseless. Returns the eight perturbed
+    values (without x itself), or None if no spacing keeps the points exact (x at the edge
+    of a binade with no room left).
     """
     real = np.dtype(np.finfo(dtype).dtype)
     value = np.array([x], dtype=real)
     unit = float(ulp(value)[0])
-    delta = 2.0 ** round(math.log2(max(target, unit)))
+    if x == 0 or not unit > 0:  # at 0 any small power of two gives exact points
+        unit = 2.0 ** (math.floor(math.log2(target)) - 2) if target > 0 else 1.0
     offsets = np.array([i for i in range(-(POINTS // 2), POINTS // 2 + 1) if i != 0], dtype=float)
-    while delta >= unit:
+    ratio = target / unit if unit > 0 else 1.0
+    multiple = int(min(max(1.0, ratio), 2.0**52)) | 1
+    while multiple >= 1:
+        delta = multiple * unit
         points, moved = shift(np.repeat(value, len(offsets)), offsets * delta)
         if np.array_equal(moved, offsets * delta):
             return points
-        delta /= 2
+        multiple = (multiple // 2) | 1 if multiple > 1 else 0
     return None

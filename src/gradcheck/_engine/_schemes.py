@@ -27,6 +27,9 @@ METHODS: tuple[Method, ...] = ("central", "forward", "backward", "central4", "co
 Weights = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 """``weights(displacements)``: displacements [k, P] realized per stencil point (signed);
 returns [k, P + 1], the weight of each point's value and, last, of the base value."""
+Formula = Callable[[NDArray[np.float64], float, NDArray[np.float64]], NDArray[np.float64]]
+"""``formula(values, base, displacements)``: the derivatives, differences taken first (so a
+linear cost gives its slope exactly); the same linear combination as the weights."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +42,7 @@ class Scheme:
     """Order of the truncation error: O(h**order)."""
     complex_step: bool
     weights: Weights
+    formula: Formula
 
     @property
     def evaluations_per_coordinate(self) -> int:
@@ -51,10 +55,9 @@ class Scheme:
         """Derivatives [k] from the values [k, P] at the realized displacements [k, P]."""
         if self.complex_step:
             return np.asarray(np.imag(values[:, 0]) / displacements[:, 0], dtype=np.float64)
-        w = self.weights(displacements)
-        with np.errstate(invalid="ignore", over="ignore"):
-            real = np.real(values).astype(np.float64)
-            out = np.sum(real * w[:, :-1], axis=1) + float(np.real(base)) * w[:, -1]
+        real = np.real(values).astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            out = np.asarray(self.formula(real, float(np.real(base)), displacements))
         out[~np.isfinite(real).all(axis=1)] = np.nan
         return out
 
@@ -98,15 +101,33 @@ def _complex(d: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.stack([1 / d[:, 0], np.zeros(len(d))], axis=1)
 
 
+def _central_formula(v: Any, base: float, d: Any) -> Any:
+    return (v[:, 0] - v[:, 1]) / (d[:, 0] - d[:, 1])
+
+
+def _one_sided_formula(v: Any, base: float, d: Any) -> Any:
+    return (v[:, 0] - base) / d[:, 0]
+
+
+def _central4_formula(v: Any, base: float, d: Any) -> Any:
+    inner = (v[:, 1] - v[:, 2]) / (d[:, 1] - d[:, 2])
+    outer = (v[:, 0] - v[:, 3]) / (d[:, 0] - d[:, 3])
+    return (4 * inner - outer) / 3
+
+
+def _complex_formula(v: Any, base: float, d: Any) -> Any:
+    return np.imag(v[:, 0]) / d[:, 0]
+
+
 SCHEMES: dict[str, Scheme] = {
     "central": Scheme(name="central", offsets=(1.0, -1.0), order=2, complex_step=False,
-                      weights=_central),
+                      weights=_central, formula=_central_formula),
     "forward": Scheme(name="forward", offsets=(1.0,), order=1, complex_step=False,
-                      weights=_one_sided),
+                      weights=_one_sided, formula=_one_sided_formula),
     "backward": Scheme(name="backward", offsets=(-1.0,), order=1, complex_step=False,
-                       weights=_one_sided),
+                       weights=_one_sided, formula=_one_sided_formula),
     "central4": Scheme(name="central4", offsets=(2.0, 1.0, -1.0, -2.0), order=4,
-                       complex_step=False, weights=_central4),
+                       complex_step=False, weights=_central4, formula=_central4_formula),
     "complex": Scheme(name="complex", offsets=(1.0,), order=2, complex_step=True,
-                      weights=_complex),
+                      weights=_complex, formula=_complex_formula),
 }  # fmt: skip

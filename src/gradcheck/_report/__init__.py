@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._compare import ElementError, ParamReport, Verdict
@@ -65,6 +65,10 @@ class Report:
     """Number of coordinates compared."""
     elapsed: float
     """Seconds the check took."""
+    spent: Mapping[str, int] = field(default_factory=dict)
+    """Where the evaluations went: "base" (the given point: twice at the start, once at the
+    end), "noise" (measuring the cost's noise), "estimate" (the bulk pass: 2 per coordinate,
+    or 2 per direction), "follow_up" (ladders of steps, re-estimates, bisection)."""
 
     @property
     def worst(self) -> ParamReport:

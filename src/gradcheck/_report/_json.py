@@ -37,6 +37,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "size": report.size,
         "checked": report.checked,
         "elapsed": report.elapsed,
+        "spent": dict(report.spent),
         "settings": {
             "method": s.method,
             "eps": s.eps,
@@ -103,6 +104,7 @@ def report_from_dict(data: Mapping[str, Any]) -> Report:
         size=int(data["size"]),
         checked=int(data["checked"]),
         elapsed=float(data["elapsed"]),
+        spent={str(k): int(v) for k, v in data.get("spent", {}).items()},
     )
 
 
@@ -119,6 +121,7 @@ def _param(p: ParamReport) -> dict[str, Any]:
         "mismatches": p.mismatches,
         "nonfinite": p.nonfinite,
         "excluded": p.excluded,
+        "unresolved": p.unresolved,
         "directions": p.directions,
         "error_bar": _float(p.error_bar),
         "norm_analytic": _float(p.norm_analytic),
@@ -150,6 +153,7 @@ def _unparam(d: Mapping[str, Any]) -> ParamReport:
         mismatches=int(d["mismatches"]),
         nonfinite=int(d["nonfinite"]),
         excluded=int(d.get("excluded", 0)),
+        unresolved=int(d.get("unresolved", 0)),
         directions=int(d.get("directions", 0)),
         error_bar=_unfloat(d.get("error_bar")),
         norm_analytic=_unfloat(d["norm_analytic"]),
