@@ -46,7 +46,7 @@ def numeric_derivative(f, x0: float, method: str, eps) -> float:
         h = np.array([1e-20 if eps is None else float(eps)])
     else:
         h, _ = initial_steps(x, eps, order=scheme.order, scale=scale_of(x), noise=FLOAT64_EPS)
-    return float(estimate(problem, scheme, [np.array([0])], [h], sigma=0.0).values[0])
+    return float(estimate(problem, scheme, [np.array([0])], [h], sigma=[0.0]).values[0])
 
 
 @pytest.mark.parametrize(("method", "order", "h"), ORDERS)

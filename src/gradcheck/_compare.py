@@ -109,14 +109,19 @@ def judge(
         thresholds: (correct, acceptable, suspicious).
         unresolved: why some checked elements have no evidence ("no_step", "nonfinite",
             "tie"), or None.
-        confirmed: a wrong element was confirmed on a ladder of steps.
+        confirmed: a wrong element was confirmed on a ladder of steps (this settles a mismatch
+            the difference shows; on its own, within the parameter's error bars, it does not
+            make one).
         analytic_finite: every analytic value is finite.
         negligible: the analytic gradient is zero to within the numeric one's error bar, and
             that bar is negligible against the gradients of the whole check: the parameter
             does not matter at this point (a bias before a normalization), verified as zero.
 
     A mismatch beyond the error bars decides over unresolved elements (a bug is a bug);
-    unresolved elements decide over agreement elsewhere (no evidence is no pass).
+    unresolved elements decide over agreement elsewhere (no evidence is no pass). A pass
+    needs error bars narrow enough to rule out a bug (``3 * error_bar`` below the bug
+    threshold): numbers that agree only because both are lost in round-off (a numeric 0
+    from a step too small to move the cost, next to an analytic 0) prove nothing.
     """
     _, acceptable, suspicious = thresholds
     if not analytic_finite:
@@ -126,16 +131,15 @@ def judge(
     if beyond:
         return Judgement(verdict=Verdict.of(difference, thresholds), settled=confirmed,
                          reason=None if confirmed else "unconfirmed")  # fmt: skip
-    if measured and confirmed and difference >= acceptable:
-        return Judgement(verdict=Verdict.of(difference, thresholds), settled=True)
     if unresolved is not None or not measured:
         return Judgement(verdict=Verdict.INCONCLUSIVE, settled=False,
                          reason=unresolved or "no_step")  # fmt: skip
-    if difference < acceptable:
+    resolved = CONFIDENCE * error_bar < suspicious
+    if difference < acceptable and resolved:
         return Judgement(verdict=Verdict.of(difference, thresholds), settled=True)
     if negligible:
         return Judgement(verdict=Verdict.ACCEPTABLE, settled=True, reason="zero")
-    if CONFIDENCE * error_bar < suspicious:
+    if resolved:
         return Judgement(verdict=Verdict.ACCEPTABLE, settled=True)
     return Judgement(verdict=Verdict.INCONCLUSIVE, settled=False, reason="noise")
 
@@ -264,8 +268,8 @@ def directional_difference(
     rms = float(np.sqrt(np.mean(numeric**2)))
     scale = 2 * max(norm, rms)
     gaps = np.abs(analytic - numeric)
-    if scale == 0:
-        return (0.0, 0.0) if not np.any(gaps) else (math.inf, math.inf)
+    if scale == 0:  # both sides 0: agreement, but only as good as the error bars
+        return (0.0 if not np.any(gaps) else math.inf), (0.0 if not np.any(error) else math.inf)
     return float(gaps.max()) / scale, float(error.max()) / scale
 
 

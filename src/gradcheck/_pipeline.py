@@ -51,6 +51,7 @@ from ._engine import (
     directions_for,
     estimate,
     measure,
+    measure_along_directions,
     miss_probability,
     project,
     select_coordinates,
@@ -103,12 +104,17 @@ class _Plan:
 
     problem: Problem
     sigma: float
+    """The cost's measured noise along a coordinate (the largest over the arrays)."""
+    sigmas: tuple[float, ...]
+    """Per leaf, the noise along one of its coordinates."""
     scales: list[NDArray[np.float64]]
     steps: list[NDArray[np.float64]]
     """Per leaf, the requested step of every element."""
     raised: int
     relative: float
     """The cost's noise relative to its variation (the largest over the leaves)."""
+    direction_sigma: float
+    """The noise along a random direction (directional modes; else the coordinates')."""
     settings: Settings
     evaluations: int
 
@@ -163,11 +169,16 @@ def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
     leaves = problem.flat.leaves
     scales = [scale_of(np.asarray(leaf.array).real.reshape(-1)) for leaf in leaves]
     noise = measure(leaves, problem.cost, subject.base_value, scales, options.seed)
+    along = noise
+    if options.mode in ("directional", "bisect"):
+        along = measure_along_directions(leaves, problem.cost, subject.base_value, scales,
+                                         options.seed)  # fmt: skip
     steps, raised, relatives = [], 0, []
     described: dict[str, list[float]] = {}
-    for leaf, scale in zip(leaves, scales, strict=True):
+    for leaf_index, (leaf, scale) in enumerate(zip(leaves, scales, strict=True)):
         x = np.asarray(leaf.array).real.reshape(-1)
-        relative = _relative_noise(subject, leaf.offset, leaf.size, scale, noise.sigma)
+        leaf_sigma = noise.per_leaf[leaf_index] if noise.per_leaf else noise.sigma
+        relative = _relative_noise(subject, leaf.offset, leaf.size, scale, leaf_sigma)
         relatives.append(relative)
         if options.scheme.complex_step:
             h = np.full(leaf.size, COMPLEX_STEP if options.eps is None else _complex_eps(options))
@@ -178,9 +189,12 @@ def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
         steps.append(h)
         described.setdefault(str(x.dtype), []).append(relative)
     step = _describe(options, described)
-    return _Plan(problem=problem, sigma=noise.sigma, scales=scales, steps=steps, raised=raised,
+    sigmas = noise.per_leaf or (noise.sigma,) * len(leaves)
+    return _Plan(problem=problem, sigma=noise.sigma, sigmas=sigmas, scales=scales, steps=steps,
+                 raised=raised,
                  relative=max(relatives, default=0.0), settings=replace(settings, step=step),
-                 evaluations=noise.evaluations)  # fmt: skip
+                 direction_sigma=max(along.sigma, noise.sigma),
+                 evaluations=noise.evaluations + (along.evaluations if along is not noise else 0))  # fmt: skip
 
 
 def _describe(options: Options, relatives: dict[str, list[float]]) -> str:
@@ -220,7 +234,8 @@ def _context(subject: Subject, options: Options, plan: _Plan,
              executor: Executor | None) -> Context:  # fmt: skip
     # The complex step perturbs complex copies, which the user's gradient cannot see.
     recompute = None if options.scheme.complex_step else subject.recompute
-    return Context(problem=plan.problem, executor=executor, sigma=plan.sigma,
+    return Context(problem=plan.problem, executor=executor, sigmas=plan.sigmas,
+                   direction_sigma=plan.direction_sigma,
                    thresholds=options.thresholds, pinned=_pinned(options) is not None,
                    scales=plan.scales, recompute=recompute, seed=options.seed,
                    gradient_scale=_rms(subject.analytic))  # fmt: skip
@@ -254,7 +269,7 @@ def _coordinates(
         executor_for(problem, problem.target, subject.evaluate, options, progress,
                      resolution) as executor,  # fmt: skip
     ):
-        estimates = estimate(problem, options.scheme, chosen, steps, plan.sigma, executor)
+        estimates = estimate(problem, options.scheme, chosen, steps, plan.sigmas, executor)
         context = _context(subject, options, plan, executor)
         checked, follow_up = [], 0
         for leaf_index, leaf in enumerate(problem.flat.leaves):
@@ -325,7 +340,8 @@ def _directions(
         if leaf.size == 0:
             continue
         rng = np.random.default_rng([options.seed, leaf_index])
-        measured = project(problem, leaf_index, 0, leaf.size, h, part, plan.sigma, rng, k)
+        measured = project(problem, leaf_index, 0, leaf.size, h, part, plan.direction_sigma,
+                           rng, k)  # fmt: skip
         bulk += 2 * k
         leaf_rows = _direction_rows(leaf_index, leaf, measured, part)
         outcome = settle(context, leaf_rows)
@@ -384,8 +400,8 @@ def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
         nonlocal spent
         rng = np.random.default_rng([options.seed, leaf_index, lo, hi, attempt])
         spent += 2 * count
-        return project(problem, leaf_index, lo, hi, h[lo:hi], part[lo:hi], plan.sigma, rng,
-                       count)  # fmt: skip
+        return project(problem, leaf_index, lo, hi, h[lo:hi], part[lo:hi], plan.direction_sigma,
+                       rng, count)  # fmt: skip
 
     def fails(direction: Any) -> bool:
         rows = _direction_rows(leaf_index, leaf, [direction], part)
@@ -398,7 +414,7 @@ def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
         chosen = [np.arange(lo, hi) if i == leaf_index else np.empty(0, dtype=np.intp)
                   for i in range(len(problem.flat.leaves))]  # fmt: skip
         steps = [h[c] if i == leaf_index else np.empty(0) for i, c in enumerate(chosen)]
-        estimates = estimate(problem, options.scheme, chosen, steps, plan.sigma)
+        estimates = estimate(problem, options.scheme, chosen, steps, plan.sigmas)
         spent += estimates.evaluations
         status = np.where(~estimates.usable, Status.NO_STEP,
                           np.where(estimates.nonfinite, Status.NONFINITE, Status.MEASURED))  # fmt: skip

@@ -24,7 +24,7 @@ from .._compare import (
 )
 from .._engine import Direction
 from .._tree import Leaf
-from ._steps import Reading
+from ._steps import Estimate, Reading
 
 
 class Status(enum.IntEnum):
@@ -154,6 +154,9 @@ class Rows:
         ok = self.measured()
         if not ok.any() or not reference > 0:
             return False
+        if self.directions is not None:  # a projection of a gradient of size G is G |D|
+            lengths = [float(np.linalg.norm(d.displacement)) for d in self.directions]
+            reference *= float(np.mean(np.asarray(lengths)[ok]))
         bar = float(np.linalg.norm(self.error[ok]))
         small = float(np.linalg.norm(self.analytic[ok])) <= CONFIDENCE * bar
         return small and CONFIDENCE * bar / math.sqrt(int(ok.sum())) <= tolerance * reference
@@ -163,10 +166,16 @@ class Rows:
         ok = self.measured()
         a, n = self.analytic, self.numeric
         with np.errstate(invalid="ignore"):
-            magnitude = np.abs(a) + np.abs(n)
-            typical = float(np.sqrt(np.mean(magnitude[ok] ** 2))) if ok.any() else 0.0
             gap = np.abs(a - n)
-            beyond = (gap > CONFIDENCE * self.error) & (gap >= tolerance * (magnitude + typical))
+            if self.directions is not None:  # on the scale of the directional difference
+                norm = max(d.scale for d in self.directions)
+                rms = float(np.sqrt(np.mean(n[ok] ** 2))) if ok.any() else 0.0
+                allowed = tolerance * 2 * max(norm, rms)
+            else:
+                magnitude = np.abs(a) + np.abs(n)
+                typical = float(np.sqrt(np.mean(magnitude[ok] ** 2))) if ok.any() else 0.0
+                allowed = tolerance * (magnitude + typical)
+            beyond = (gap > CONFIDENCE * self.error) & (gap >= allowed)
         return ok & beyond
 
     def apply(self, rows: NDArray[np.intp], reading: Reading, tolerance: float) -> None:
@@ -183,13 +192,14 @@ class Rows:
                          step=float(reading.kink_step[position]))
                 )  # fmt: skip
                 continue
-            refined, error = float(reading.refined[position]), float(reading.uncertainty[position])
-            if not math.isfinite(refined):
+            chosen = _speaking(reading, position, tolerance)
+            if chosen is None:
                 continue  # nothing usable on the ladder: keep what the row had
+            refined, error, expected, step = chosen
             self.status[r] = Status.MEASURED
             self.numeric[r], self.error[r] = refined, error
-            self.analytic[r] = float(reading.expected[position])
-            self.step[r] = float(reading.step[position])
+            self.analytic[r] = expected
+            self.step[r] = step
             self.one_sided[r] = bool(reading.one_sided[position])
             gap = abs(self.analytic[r] - refined)
             wrong = gap > CONFIDENCE * error + tolerance * (abs(self.analytic[r]) + abs(refined))
@@ -201,3 +211,29 @@ class Rows:
                                 errors=reading.errors[position, usable].tolist(),
                                 order=float(reading.order[position]), refined=refined)
                 )  # fmt: skip
+
+
+def _speaking(reading: Reading, position: int, tolerance: float) -> Estimate | None:
+    """The estimate of a ladder that may decide a row.
+
+    The best estimate may use steps larger than the parameter's own scale, where the cost can
+    sit on a plateau of another regime (a quadratic part that central differences reproduce
+    at any step, bounded parts that fade): stable, and wrong. Agreeing with the analytic
+    value there, clearly away from zero, is evidence (a wrong gradient does not match a
+    plateau by chance); disagreeing is not, so then only the estimate from trusted steps
+    speaks, and if those are all round-off the row stays unresolved rather than wrong.
+    """
+    best = (float(reading.refined[position]), float(reading.uncertainty[position]),
+            float(reading.expected[position]), float(reading.step[position]))  # fmt: skip
+    safe = (float(reading.trusted_refined[position]),
+            float(reading.trusted_uncertainty[position]),
+            float(reading.trusted_expected[position]), float(reading.trusted_step[position]))  # fmt: skip
+    if not math.isfinite(best[0]):
+        return None
+    if best == safe:
+        return best
+    value, error, expected, _ = best
+    agrees = abs(expected - value) <= CONFIDENCE * error + tolerance * (abs(expected) + abs(value))
+    if agrees and abs(value) > CONFIDENCE * error:
+        return best
+    return safe if math.isfinite(safe[0]) else None

@@ -54,8 +54,10 @@ class Context:
     problem: Problem
     executor: Executor | None
     """Evaluates coordinate ladders (the check's loop, batched cost or pool)."""
-    sigma: float
-    """The cost's measured noise."""
+    sigmas: Sequence[float]
+    """Per leaf, the cost's measured noise along one of its coordinates."""
+    direction_sigma: float
+    """Its noise along a random direction (every coordinate moved: every term re-rounded)."""
     thresholds: tuple[float, float, float]
     pinned: bool
     """The user chose the step (a float eps): it is not widened."""
@@ -78,6 +80,16 @@ class Outcome:
 
 def settle(ctx: Context, rows: Rows) -> Outcome:
     """Gather evidence until the parameter's verdict is settled or nothing more can help."""
+    outcome = _gather(ctx, rows)
+    if outcome.judgement.settled:
+        return outcome
+    # Last resort, once no step resolves it: a gradient that is zero within error bars that
+    # are negligible for the whole check (a bias before a normalization layer).
+    return Outcome(judgement=_judge(ctx, rows, final=True), evaluations=outcome.evaluations)
+
+
+def _gather(ctx: Context, rows: Rows) -> Outcome:
+    """The stages of evidence, each only while the verdict is still open."""
     evaluations = 0
     verdict = _judge(ctx, rows)
     if verdict.settled:
@@ -104,7 +116,12 @@ def settle(ctx: Context, rows: Rows) -> Outcome:
     return Outcome(judgement=verdict, evaluations=evaluations)
 
 
-def _judge(ctx: Context, rows: Rows) -> Judgement:
+def _sigma(ctx: Context, rows: Rows) -> float:
+    """The noise a row of this parameter sees: along a direction, or along its coordinates."""
+    return ctx.direction_sigma if rows.is_directional else ctx.sigmas[rows.leaf_index]
+
+
+def _judge(ctx: Context, rows: Rows, *, final: bool = False) -> Judgement:
     difference, error_bar = rows.difference()
     return judge(
         difference,
@@ -113,7 +130,7 @@ def _judge(ctx: Context, rows: Rows) -> Judgement:
         unresolved=rows.unresolved_reason(),
         confirmed=bool(rows.confirmed.any()),
         analytic_finite=bool(np.isfinite(rows.analytic).all()),
-        negligible=rows.negligible(ctx.gradient_scale, ctx.thresholds[1]),
+        negligible=final and rows.negligible(ctx.gradient_scale, ctx.thresholds[1]),
     )
 
 
@@ -151,10 +168,10 @@ def _optimal(ctx: Context, rows: Rows, scale: NDArray[np.float64]) -> NDArray[np
     """
     gradient = rows.gradient_scale()
     if gradient == 0:
-        gradient = max(abs(float(np.real(ctx.problem.base_value))), ctx.sigma) / float(
+        gradient = max(abs(float(np.real(ctx.problem.base_value))), _sigma(ctx, rows)) / float(
             np.median(scale)
         )
-    relative = 3 * ctx.sigma / (gradient * scale) if gradient > 0 else 1.0
+    relative = 3 * _sigma(ctx, rows) / (gradient * scale) if gradient > 0 else 1.0
     return scale * np.minimum(relative, 1.0) ** (1 / 3)
 
 
@@ -185,7 +202,8 @@ def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp]) -> int:
         lo = np.maximum(lo, floor)
     hi = np.maximum(hi, lo * RATIO**2)
     steps = _geometric(lo, hi)
-    return _read_coordinates(ctx, rows, picked, steps, base, laddered=True)
+    trusted = np.maximum(MAX_RELATIVE * scale, h)
+    return _read_coordinates(ctx, rows, picked, steps, base, laddered=True, trusted=trusted)
 
 
 def _geometric(lo: NDArray[np.float64], hi: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -206,12 +224,13 @@ def _read_coordinates(
     base: float,
     *,
     laddered: bool,
+    trusted: NDArray[np.float64] | None = None,
 ) -> int:
     coordinates = rows.local[picked] + rows.leaf.offset
     ladder = coordinate_ladder(ctx.problem, coordinates, steps, rows.analytic[picked],
                                ctx.executor)  # fmt: skip
     reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic, base,
-                   ctx.sigma)  # fmt: skip
+                   _sigma(ctx, rows), trusted)  # fmt: skip
     rows.apply(picked, reading, ctx.thresholds[1])
     if not laddered:
         rows.laddered[picked] = False
@@ -225,24 +244,27 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     direction = rows.directions[r]
     lo_, hi_ = direction.lo, direction.hi
     # As for coordinates, the ladder may reach a tenth of max(scale, 1) (see `_ladder`).
-    reach = np.maximum(ctx.scales[rows.leaf_index][lo_:hi_], 1.0)
+    scale = ctx.scales[rows.leaf_index][lo_:hi_]
+    reach = np.maximum(scale, 1.0)
     size = np.abs(direction.displacement)
     moving = size > 0
-    # The multiplier at which a typical component moves by its reach.
+    # The multipliers at which a typical component moves by its reach, and by its own scale.
     length = float(np.median(reach[moving] / size[moving])) if moving.any() else 1.0
+    own = float(np.median(scale[moving] / size[moving])) if moving.any() else 1.0
     cap = MAX_RELATIVE * length / 4  # Gaussian components reach about 4 times their step
     if ctx.pinned:
         lo, hi = 1 / 16, 16.0
     else:
         typical = max(direction.scale, 1e-300)
-        optimal = length * min(3 * ctx.sigma / (typical * length), 1.0) ** (1 / 3)
+        optimal = length * min(3 * ctx.direction_sigma / (typical * length), 1.0) ** (1 / 3)
         hi = max(min(max(16.0, optimal * RATIO), cap), 1.0)
         lo = min(1 / 16, optimal / RATIO, hi / 16)
     multipliers = _geometric(np.array([lo]), np.array([max(hi, lo * RATIO**2)]))[0].tolist()
     ladder = direction_ladder(ctx.problem, rows.leaf_index, lo_, hi_, direction.displacement,
                               multipliers, rows.leaf_analytic[lo_:hi_])  # fmt: skip
+    trusted = np.array([max(MAX_RELATIVE * own / 4, 1.0)])
     reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic, base,
-                   ctx.sigma)  # fmt: skip
+                   ctx.direction_sigma, trusted)  # fmt: skip
     rows.apply(np.array([r]), reading, ctx.thresholds[1])
     return ladder.evaluations
 
@@ -256,7 +278,7 @@ def _best_factor(ctx: Context, rows: Rows) -> float:
     if good.any():
         return float(np.median(rows.step[good] / scale[good]))
     gradient = rows.gradient_scale() or 1.0
-    relative = ctx.sigma / (gradient * float(np.median(scale)))
+    relative = _sigma(ctx, rows) / (gradient * float(np.median(scale)))
     return float(min(max(relative, 1e-16), 1.0) ** (1 / 5))
 
 
@@ -300,7 +322,7 @@ def _off_kink(ctx: Context, rows: Rows) -> int:
             finally:
                 view[local] = original
             reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic,
-                           base, ctx.sigma)  # fmt: skip
+                           base, _sigma(ctx, rows))  # fmt: skip
             if reading.kink[0] or not math.isfinite(float(reading.refined[0])):
                 continue
             rows.analytic[r] = analytic

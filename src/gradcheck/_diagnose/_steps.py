@@ -31,12 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .._compare import CONFIDENCE
 from .._engine._step import distinct
+
+Estimate = tuple[float, float, float, float]
+"""(value, error bar, what the analytic gradient predicts for it, step)."""
 
 SIGNAL = 10.0
 """A one-sided jump counts as real when it exceeds this many times its round-off error."""
-CONFIDENCE = 3.0
-"""Error bars are widened by this factor where a claim rests on them."""
 RATIO = 4.0
 """Ratio of consecutive steps in a ladder."""
 _MIN_LEVERAGE = 2.0
@@ -56,6 +58,11 @@ class Reading:
     coordinate)."""
     step: NDArray[np.float64]
     """The step of the estimate chosen."""
+    trusted_refined: NDArray[np.float64]
+    trusted_uncertainty: NDArray[np.float64]
+    trusted_expected: NDArray[np.float64]
+    trusted_step: NDArray[np.float64]
+    """The best estimate from steps within the parameter's own scale (nan / inf: none)."""
     one_sided: NDArray[np.bool_]
     """The estimate is one-sided: the cost is not finite on the other side of x."""
     kink: NDArray[np.bool_]
@@ -85,6 +92,7 @@ def read(
     analytic: NDArray[np.float64],
     base: float,
     sigma: float,
+    trusted: NDArray[np.float64] | None = None,
 ) -> Reading:
     """Read a ladder.
 
@@ -96,33 +104,44 @@ def read(
         analytic: [k, S] the central difference the analytic gradient predicts at each step.
         base: the cost at x.
         sigma: the cost's measured noise.
+        trusted: [k] the largest step that is surely a derivative of each row's parameter
+            (larger ones only refine an estimate they agree with; see `_best`).
     """
     k, count = plus.shape
+    limit = np.full(k, np.inf) if trusted is None else np.asarray(trusted, dtype=np.float64)
     analytic = np.broadcast_to(analytic, (k, count))
     new = distinct(up, down)
     both = new & np.isfinite(plus) & np.isfinite(minus)
     with np.errstate(divide="ignore", invalid="ignore"):
         central = (plus - minus) / (up + down)
-        central_noise = sigma * math.sqrt(2) / (up + down)
         errors = np.where(both, np.abs(central - analytic), np.nan)
+        rows_sigma = _row_noise(central, up + down, both, sigma)
+        central_noise = rows_sigma[:, None] * math.sqrt(2) / (up + down)
     out = {name: np.full(k, np.nan) for name in
            ("refined", "uncertainty", "expected", "step", "left", "right", "slope_error",
-            "kink_step", "order")}  # fmt: skip
+            "kink_step", "order", "trusted_refined", "trusted_uncertainty", "trusted_expected",
+            "trusted_step")}  # fmt: skip
     out["uncertainty"][:] = np.inf
+    out["trusted_uncertainty"][:] = np.inf
     flags = {name: np.zeros(k, dtype=bool) for name in ("one_sided", "kink", "within")}
     steps = (up + down) / 2
     for r in range(k):
         columns = np.flatnonzero(both[r])
         if len(columns) >= 2:
             chosen = _best(central[r, columns], central_noise[r, columns], steps[r, columns],
-                           analytic[r, columns], order=2)  # fmt: skip
+                           analytic[r, columns], order=2, trusted=limit[r])  # fmt: skip
         else:
-            chosen = _one_sided(plus[r], minus[r], up[r], down[r], analytic[r], base, sigma)
+            chosen = _one_sided(plus[r], minus[r], up[r], down[r], analytic[r], base,
+                                rows_sigma[r], limit[r])  # fmt: skip
             flags["one_sided"][r] = chosen is not None
         if chosen is not None:
-            out["refined"][r], out["uncertainty"][r], out["expected"][r], out["step"][r] = chosen
+            best, safe = chosen
+            out["refined"][r], out["uncertainty"][r], out["expected"][r], out["step"][r] = best
+            if safe is not None:
+                (out["trusted_refined"][r], out["trusted_uncertainty"][r],
+                 out["trusted_expected"][r], out["trusted_step"][r]) = safe  # fmt: skip
         kink = _kink(plus[r, columns], minus[r, columns], up[r, columns], down[r, columns],
-                     base, sigma)  # fmt: skip
+                     base, rows_sigma[r])  # fmt: skip
         if kink is not None:
             left, right, slope_error, first = kink
             a = float(analytic[r, columns[0]])
@@ -139,14 +158,44 @@ def read(
     return Reading(errors=errors, steps=steps, **out, **flags)
 
 
+def _row_noise(
+    central: NDArray[np.float64],
+    span: NDArray[np.float64],
+    usable: NDArray[np.bool_],
+    sigma: float,
+) -> NDArray[np.float64]:
+    """[k] the noise each row's ladder shows, at least the measured one.
+
+    The noise measured along a couple of coordinates can be smaller than another
+    coordinate's (one that enters many terms of a float32 cost). The two smallest usable
+    steps of a row tell: their central differences differ by about the round-off of the
+    smaller one, ``noise * sqrt(2) / span``, unless truncation dominates there (then this
+    overstates the noise, which only widens error bars).
+    """
+    out = np.full(len(central), float(sigma))
+    for r in range(len(central)):
+        columns = np.flatnonzero(usable[r])
+        if len(columns) >= 2:
+            first, second = columns[0], columns[1]
+            gap = abs(float(central[r, first] - central[r, second]))
+            out[r] = max(sigma, gap * float(span[r, first]) / math.sqrt(2))
+    return out
+
+
 def _best(
     values: NDArray[np.float64],
     noise: NDArray[np.float64],
     steps: NDArray[np.float64],
     analytic: NDArray[np.float64],
     order: int,
-) -> tuple[float, float, float, float] | None:
+    trusted: float = math.inf,
+) -> tuple[Estimate, Estimate | None] | None:
     """The estimate whose neighbours agree best, among differences and their extrapolations.
+
+    Steps beyond ``trusted`` (larger than the parameter's own scale allows) may sit on a
+    plateau of a different regime, where neighbours agree on a wrong value. So two estimates
+    come back: the best of all, and the best from trusted steps only (None if there are
+    none); `_rows.Rows.apply` decides which one may speak.
 
     Args:
         values: estimates at ascending steps (one row, usable steps only).
@@ -154,9 +203,11 @@ def _best(
         steps: the steps.
         analytic: what the analytic gradient predicts at each step.
         order: the leading error order of the estimates (2 central, 1 one-sided).
+        trusted: the largest step that is surely a derivative of this parameter.
 
     Returns:
-        (estimate, error bar, analytic prediction, step), or None with fewer than two steps.
+        (best, trusted best), each (estimate, error bar, analytic prediction, step); None with
+        fewer than two steps.
     """
     if len(values) < 2:
         return None
@@ -164,18 +215,22 @@ def _best(
     richardson = (ratio * values[:-1] - values[1:]) / (ratio - 1)
     richardson_noise = np.hypot(ratio * noise[:-1], noise[1:]) / (ratio - 1)
     richardson_analytic = (ratio * analytic[:-1] - analytic[1:]) / (ratio - 1)
-    best: tuple[float, float, float, float] | None = None
-    for family, family_noise, predicted, where, rate in (
-        (values, noise, analytic, steps, order + 1),
-        (richardson, richardson_noise, richardson_analytic, steps[:-1], order + 2),
+    found: list[tuple[float, float, float, float, float]] = []
+    for family, family_noise, predicted, where, reach, rate in (
+        (values, noise, analytic, steps, steps, order + 1),
+        (richardson, richardson_noise, richardson_analytic, steps[:-1], steps[1:], order + 2),
     ):
         if len(family) < 2:
             continue
         error = _error_bars(family, family_noise, where, rate)
-        j = int(np.argmin(error))
-        if best is None or error[j] < best[1]:
-            best = (float(family[j]), float(error[j]), float(predicted[j]), float(where[j]))
-    return best
+        found += zip(family.tolist(), error.tolist(), predicted.tolist(), where.tolist(),
+                     reach.tolist(), strict=True)  # fmt: skip
+    if not found:
+        return None
+    best = min(found, key=lambda c: c[1])
+    inside = [c for c in found if c[4] <= trusted]
+    safe = min(inside, key=lambda c: c[1]) if inside else None
+    return best[:4], None if safe is None else safe[:4]
 
 
 def _error_bars(
@@ -187,22 +242,20 @@ def _error_bars(
     """Error bar of each estimate in a family from its neighbours (numdifftools' rule).
 
     If the leading remaining error grows like ``s**rate``, the gap to the next larger step
-    is about ``(ratio**rate - 1)`` times an estimate's own error, and the gap to the next
-    smaller step about once it; the larger of the two readings, doubled, is the truncation
-    part of the error bar. A gap says nothing below the round-off of the estimates it
-    compares (two noisy estimates can agree by chance), so the round-off part is the largest
-    round-off among the estimate and its neighbours.
+    is about ``(ratio**rate - 1)`` times an estimate's own truncation error; the gap to the
+    next smaller step, less that neighbour's round-off, is about once it. Twice the larger
+    reading, plus the estimate's own round-off, is its error bar. The largest step has no
+    larger neighbour: its truncation is known only to within its smaller neighbour's gap and
+    round-off (two noisy estimates can agree by chance).
     """
     gaps = np.abs(np.diff(family))
     growth = (steps[1:] / steps[:-1]) ** rate - 1
-    above = np.append(gaps / growth, 0.0)  # from the next larger step
-    below = np.insert(gaps, 0, 0.0)  # from the next smaller step
-    above[-1] = below[-1]
-    below[0] = above[0]
-    roundoff = noise.copy()
-    roundoff[1:] = np.maximum(roundoff[1:], noise[:-1])
-    roundoff[:-1] = np.maximum(roundoff[:-1], noise[1:])
-    return 2 * np.maximum(above, below) + roundoff
+    truncation = np.zeros(len(family))
+    truncation[:-1] = gaps / growth  # from the next larger step
+    excess = np.maximum(gaps - CONFIDENCE * noise[:-1], 0.0)  # from the next smaller step
+    truncation[1:-1] = np.maximum(truncation[1:-1], excess[:-1])
+    truncation[-1] = max(float(gaps[-1]), float(noise[-2]))
+    return 2 * truncation + noise
 
 
 def _one_sided(
@@ -213,7 +266,8 @@ def _one_sided(
     analytic: NDArray[np.float64],
     base: float,
     sigma: float,
-) -> tuple[float, float, float, float] | None:
+    trusted: float,
+) -> tuple[Estimate, Estimate | None] | None:
     """Forward or backward differences on the side where the cost is finite (a domain edge)."""
     found = []
     for values, steps, sign in ((plus, up, 1.0), (minus, down, -1.0)):
@@ -224,10 +278,10 @@ def _one_sided(
             continue
         slopes = sign * (values[ok] - base) / steps[ok]
         noise = sigma * math.sqrt(2) / steps[ok]
-        chosen = _best(slopes, noise, steps[ok], analytic[ok], order=1)
+        chosen = _best(slopes, noise, steps[ok], analytic[ok], order=1, trusted=trusted)
         if chosen is not None:
             found.append(chosen)
-    return min(found, key=lambda c: c[1]) if found else None
+    return min(found, key=lambda c: c[0][1]) if found else None
 
 
 def _kink(

@@ -19,7 +19,7 @@ from ._directional import (
 from ._estimate import Estimates, Problem, estimate, failure_error, stencil
 from ._executors import BatchedCost, BatchedExecutor, Executor, LoopExecutor, PoolExecutor
 from ._modes import MODES, Mode, samples_per_leaf, select_coordinates
-from ._noise import Noise, measure
+from ._noise import Noise, measure, measure_along_directions
 from ._perturb import CoordinateFailedError, Guard, flat_view
 from ._probe import DirectionFailedError, Ladder, coordinate_ladder, direction_ladder
 from ._schemes import METHODS, SCHEMES, Method, Scheme
@@ -53,6 +53,7 @@ __all__ = [
     "failure_error",
     "flat_view",
     "measure",
+    "measure_along_directions",
     "miss_probability",
     "project",
     "samples_per_leaf",

@@ -65,7 +65,7 @@ def estimate(
     scheme: Scheme,
     chosen: Sequence[NDArray[np.intp]],
     steps: Sequence[NDArray[np.float64]],
-    sigma: float,
+    sigma: Sequence[float],
     executor: Executor | None = None,
 ) -> Estimates:
     """Estimate the derivative at the chosen coordinates of each leaf, at the given steps.
@@ -75,7 +75,7 @@ def estimate(
         scheme: the stencil.
         chosen: per leaf, flat indices inside it (ascending).
         steps: per leaf, the requested step for each chosen index.
-        sigma: the cost's measured noise (for the error bars).
+        sigma: per leaf, the cost's measured noise along its coordinates (for the error bars).
         executor: computes the perturbed costs; by default a loop in this process.
 
     Raises:
@@ -91,7 +91,8 @@ def estimate(
         ):
             if not len(local):
                 continue
-            part = _estimate_leaf(problem, scheme, executor, leaf_index, leaf, local, h, sigma)
+            part = _estimate_leaf(problem, scheme, executor, leaf_index, leaf, local, h,
+                                  sigma[leaf_index])  # fmt: skip
             part["indices"] = local + leaf.offset
             parts.append(part)
             evaluations += len(local) * scheme.evaluations_per_coordinate

@@ -28,14 +28,15 @@ from numpy.typing import NDArray
 from .._tree import Leaf
 from ._estimate import failure_error
 from ._perturb import CoordinateFailedError, evaluate_coordinates, flat_view
+from ._probe import DirectionFailedError
 from ._step import shift, ulp
 
 POINTS = 9
 """Cost values per ECnoise table (the base value and eight perturbed points)."""
 TRIES = 4
 """Spacings tried per coordinate (each 16 times the last, or a sixteenth)."""
-COORDINATES = 2
-"""Coordinates measured; the larger estimate is kept."""
+LEAVES = 8
+"""Arrays measured, largest first, one coordinate each; the others get the largest noise."""
 _AGREE = 4.0
 """ECnoise: three consecutive noise levels within this factor of each other."""
 
@@ -45,7 +46,10 @@ class Noise:
     """The measured noise of the cost at the base point."""
 
     sigma: float
-    """Standard deviation of the cost around its smooth part (absolute, in cost units)."""
+    """Standard deviation of the cost around its smooth part (absolute, in cost units): the
+    largest over the arrays measured."""
+    per_leaf: tuple[float, ...] = ()
+    """The noise a coordinate of each array is taken to see (the largest measured)."""
     measured: bool
     """ECnoise found the noise level; False: ``sigma`` is an upper bound or a fallback."""
     evaluations: int
@@ -87,6 +91,77 @@ def ecnoise(values: NDArray[np.float64]) -> tuple[float, int]:
     return float(levels.min()), 3
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What the ECnoise tables of one measurement found so far."""
+
+    estimates: list[float]
+    bounds: list[float]
+    quanta: list[float]
+    """Rounding noise of a cost seen to move in whole quanta (uniform rounding: q / sqrt(12))."""
+    floor: float
+    """Half a unit in the last place of the cost's largest value: it is rounded at least once."""
+    evaluations: int = 0
+
+    def read(self, table: list[float], base_value: float) -> int:
+        """Take one table of values (base in the middle); return ECnoise's inform code."""
+        self.evaluations += len(table) - 1
+        self.floor = max(self.floor, 0.5 * float(np.spacing(max(abs(v) for v in table))))
+        sigma, inform = ecnoise(np.array(table))
+        if inform == 2:  # the cost moved in whole quanta: it rounds at least that coarsely
+            steps = np.abs(np.array(table) - base_value)
+            if np.any(steps > 0):
+                self.quanta.append(float(steps[steps > 0].min()) / math.sqrt(12))
+        if inform == 1:
+            self.estimates.append(sigma)
+        if inform == 3 and math.isfinite(sigma):
+            self.bounds.append(sigma)
+        return inform
+
+    def noise(self, fallback: float) -> Noise:
+        floor = max([self.floor, *self.quanta])
+        if self.estimates:
+            sigma, measured = max(max(self.estimates), floor), True
+        elif self.bounds:
+            sigma, measured = max(min(self.bounds), floor), False
+        else:
+            sigma, measured = max(fallback, floor), False
+        return Noise(sigma=sigma, measured=measured, evaluations=self.evaluations)
+
+    def fresh(self) -> _Tally:
+        """An empty tally for another line, sharing the floor learnt so far."""
+        return _Tally([], [], [], self.floor)
+
+
+def _sweep(
+    tally: _Tally,
+    values_at: Callable[[float], list[float] | None],
+    base_value: float,
+    target: float,
+) -> None:
+    """ECnoise along one line, widening or narrowing the spacing until the noise shows.
+
+    Args:
+        tally: collects the findings.
+        values_at: the cost at the eight exact points of a spacing near ``target`` (in the
+            order of the table, base left out), or None where no exact spacing exists.
+        base_value: the cost at x.
+        target: the first spacing to try.
+    """
+    for attempt in range(TRIES):
+        values = values_at(target)
+        if values is None:
+            return
+        table = [*values[: POINTS // 2], base_value, *values[POINTS // 2 :]]
+        inform = tally.read(table, base_value)
+        if inform == 1 or (inform == 3 and tally.bounds and tally.bounds[-1] == 0):
+            return  # found, or computed exactly at this spacing: no noise to find
+        # Too small: nothing moved the cost; too large: the smooth part dominates.
+        target = target * 16 if inform == 2 else target / 16
+        if attempt == TRIES - 1 and inform == 2:
+            tally.bounds.append(tally.floor)
+
+
 def measure(
     leaves: Sequence[Leaf],
     cost: Callable[[], float | complex],
@@ -94,7 +169,12 @@ def measure(
     scales: Sequence[NDArray[np.float64]],
     seed: int,
 ) -> Noise:
-    """Measure the cost's noise along a few coordinates (ECnoise), in place, restored after.
+    """Measure the cost's noise along one coordinate of each array (ECnoise), restored after.
+
+    This is the noise a coordinate's finite difference sees: moving one coordinate changes
+    only the terms it enters, which differ from array to array (a normalization's inputs
+    enter a whole row, a bias one unit), so one coordinate of each of the `LEAVES` largest
+    arrays is measured and the largest noise found is kept.
 
     Args:
         leaves: the parameter arrays (perturbed in place through their leaves).
@@ -104,20 +184,20 @@ def measure(
         seed: picks the coordinates.
     """
     rng = np.random.default_rng([seed, 0x6E6F697365])  # "noise"
-    floor = 0.5 * float(np.spacing(abs(base_value)))  # the cost is rounded at least once
-    estimates: list[float] = []
-    bounds: list[float] = []
-    quanta: list[float] = []
-    """Rounding noise of a cost seen to move in whole quanta (uniform rounding: q / sqrt(12))."""
+    first = _Tally([], [], [], 0.5 * float(np.spacing(abs(base_value))))
+    found: dict[int, Noise] = {}
     evaluations = 0
     for leaf_index, local in _candidates(leaves, rng):
+        tally = first.fresh()
         leaf = leaves[leaf_index]
         x = complex(flat_view(leaf.array)[local]).real
-        target = math.sqrt(float(np.finfo(leaf.dtype).eps)) * float(scales[leaf_index][local])
-        for attempt in range(TRIES):
+
+        def values_at(target: float, leaf: Leaf = leaf, x: float = x, local: int = local) -> (
+            list[float] | None
+        ):
             moved = _spacing(leaf.dtype, x, target)
             if moved is None:
-                break
+                return None
             points = [[value] for value in moved.tolist()]
             try:
                 values = evaluate_coordinates(leaf.array, [local], points, cost)
@@ -126,39 +206,116 @@ def measure(
                 raise failure_error(failure, leaf, np.array([local]), shift_) from (
                     failure.__cause__
                 )
-            evaluations += len(points)
-            table = [float(np.real(v[0])) for v in values]
-            table.insert(POINTS // 2, base_value)
-            floor = max(floor, 0.5 * float(np.spacing(max(abs(v) for v in table))))
-            sigma, inform = ecnoise(np.array(table))
-            if inform == 2:  # the cost moved in whole quanta: it rounds at least that coarsely
-                steps = np.abs(np.array(table) - base_value)
-                if np.any(steps > 0):
-                    quanta.append(float(steps[steps > 0].min()) / math.sqrt(12))
-            if inform == 1:
-                estimates.append(sigma)
-                break
-            if inform == 3 and math.isfinite(sigma):
-                bounds.append(sigma)
-                if sigma == 0:
-                    break  # computed exactly at this spacing: no noise to find
-            # Too small: nothing moved the cost; too large: the smooth part dominates.
-            target = target * 16 if inform == 2 else target / 16
-            if attempt == TRIES - 1 and inform == 2:
-                bounds.append(floor)
-    floor = max([floor, *quanta])
-    if estimates:
-        return Noise(sigma=max(max(estimates), floor), measured=True, evaluations=evaluations)
-    if bounds:
-        return Noise(sigma=max(min(bounds), floor), measured=False, evaluations=evaluations)
-    fallback = max(float(np.finfo(leaf.dtype).eps) for leaf in leaves) * abs(base_value)
-    return Noise(sigma=max(fallback, floor), measured=False, evaluations=evaluations)
+            return [float(np.real(v[0])) for v in values]
+
+        target = math.sqrt(float(np.finfo(leaf.dtype).eps)) * float(scales[leaf_index][local])
+        _sweep(tally, values_at, base_value, target)
+        found[leaf_index] = tally.noise(_fallback(leaves, base_value))
+        evaluations += tally.evaluations
+    if not found:
+        return first.noise(_fallback(leaves, base_value))
+    # A coordinate that hardly enters the cost shows little noise where another, entering many
+    # terms, shows much: every array gets the largest noise measured (a safe upper bound).
+    largest = max(noise.sigma for noise in found.values())
+    per_leaf = (largest,) * len(leaves)
+    return Noise(sigma=largest, per_leaf=per_leaf, evaluations=evaluations,
+                 measured=all(noise.measured for noise in found.values()))  # fmt: skip
+
+
+def measure_along_directions(
+    leaves: Sequence[Leaf],
+    cost: Callable[[], float | complex],
+    base_value: float,
+    scales: Sequence[NDArray[np.float64]],
+    seed: int,
+) -> Noise:
+    """Measure the noise a random direction sees: every coordinate moves at once.
+
+    Moving every coordinate changes the rounding of every term of the cost, so this noise
+    can be far larger than a single coordinate's (a float32 sum of many terms). The
+    direction moves each coordinate by a random odd number of its units in the last place,
+    so that all nine points are exact in the parameters' dtypes.
+
+    Args:
+        leaves: the parameter arrays.
+        cost: evaluates the cost at the arrays' current values.
+        base_value: the cost at the unperturbed point.
+        scales: per leaf, the per-element scale of its values.
+        seed: draws the direction.
+
+    Raises:
+        DirectionFailedError: the cost raised with the direction applied.
+    """
+    rng = np.random.default_rng([seed, 0x6E6F697365, 1])
+    tally = _Tally([], [], [], 0.5 * float(np.spacing(abs(base_value))))
+    originals = [np.array(flat_view(leaf.array)[:]).real for leaf in leaves]
+    draws = [rng.standard_normal(leaf.size) for leaf in leaves]
+
+    def values_at(target: float) -> list[float] | None:
+        states = []
+        for leaf, x, z, scale in zip(leaves, originals, draws, scales, strict=True):
+            states.append(_exact_line(leaf.dtype, x, z * target * scale))
+        if not any(np.any(step) for _, step in states):
+            return None
+        values = []
+        for i in [*range(-(POINTS // 2), 0), *range(1, POINTS // 2 + 1)]:
+            values.append(_evaluate_state(leaves, originals, states, i, cost))
+        return values
+
+    target = max(math.sqrt(float(np.finfo(leaf.dtype).eps)) for leaf in leaves)
+    _sweep(tally, values_at, base_value, target)
+    return tally.noise(_fallback(leaves, base_value))
+
+
+def _exact_line(
+    dtype: np.dtype[Any], x: NDArray[np.float64], wanted: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per element an odd number of units in the last place near ``wanted``, kept only where
+    all of ``x + i * step`` (i = -4..4) are exact; returns (x, step)."""
+    real = np.dtype(np.finfo(dtype).dtype)
+    values = x.astype(real)
+    unit = ulp(values)
+    tiny = ~(unit > 0) | (values == 0)
+    unit = np.where(tiny, 2.0 ** np.floor(np.log2(np.maximum(np.abs(wanted), 1e-300))), unit)
+    count = np.clip(np.abs(wanted) / unit, 1.0, 2.0**52).astype(np.int64) | 1
+    step = np.sign(wanted) * count * unit
+    ok = np.ones(len(x), dtype=bool)
+    for i in (-(POINTS // 2), POINTS // 2):
+        _, moved = shift(values, i * step)
+        ok &= moved == i * step
+    return values, np.where(ok, step, 0.0)
+
+
+def _evaluate_state(
+    leaves: Sequence[Leaf],
+    originals: Sequence[NDArray[np.float64]],
+    states: Sequence[tuple[NDArray[np.float64], NDArray[np.float64]]],
+    i: int,
+    cost: Callable[[], float | complex],
+) -> float:
+    """The cost with every leaf moved to ``x + i * step``, restored however it ends."""
+    views = [flat_view(leaf.array) for leaf in leaves]
+    try:
+        for view, (x, step) in zip(views, states, strict=True):
+            moved, _ = shift(x, i * step)
+            view[:] = moved
+        try:
+            return float(np.real(cost()))
+        except Exception as exc:
+            raise DirectionFailedError(leaves[0], 0, leaves[0].size) from exc
+    finally:
+        for view, original, leaf in zip(views, originals, leaves, strict=True):
+            view[:] = original.astype(leaf.dtype) if not np.iscomplexobj(leaf.array) else original
+
+
+def _fallback(leaves: Sequence[Leaf], base_value: float) -> float:
+    return max(float(np.finfo(leaf.dtype).eps) for leaf in leaves) * abs(base_value)
 
 
 def _candidates(leaves: Sequence[Leaf], rng: np.random.Generator) -> list[tuple[int, int]]:
-    """A seeded coordinate in each of the largest arrays (up to `COORDINATES`)."""
+    """A seeded coordinate in each of the largest arrays (up to `LEAVES`)."""
     order = sorted(range(len(leaves)), key=lambda i: -leaves[i].size)
-    return [(i, int(rng.integers(leaves[i].size))) for i in order[:COORDINATES] if leaves[i].size]
+    return [(i, int(rng.integers(leaves[i].size))) for i in order[:LEAVES] if leaves[i].size]
 
 
 def _spacing(dtype: np.dtype[Any], x: float, target: float) -> NDArray[Any] | None:
