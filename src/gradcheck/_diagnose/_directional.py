@@ -54,6 +54,17 @@ def explain_directions(
         within = np.all(np.abs(residual) <= 3 * rows.error[ok] * max(1.0, abs(factor))
                         + 2e-3 * np.abs(a))  # fmt: skip
         if np.linalg.norm(residual) <= EXPLAINED * mismatch and within:
+            if abs(factor + 1) < 2e-3:
+                return Finding(
+                    kind="sign",
+                    param=name,
+                    message=(
+                        f"Along {k} random directions the analytic derivative of {name} is the "
+                        "numeric one with its sign flipped (factor -1): a subtraction written "
+                        "the wrong way round, or a gradient ascent step."
+                    ),
+                    detail={**detail, "factor": factor},
+                )
             named, cause = name_factor(abs(factor), hints)
             flipped = " with the sign flipped" if factor < 0 else ""
             return Finding(

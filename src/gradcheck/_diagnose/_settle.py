@@ -201,18 +201,27 @@ def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp]) -> int:
     if not ctx.pinned:
         lo = np.maximum(lo, floor)
     hi = np.maximum(hi, lo * RATIO**2)
-    steps = _geometric(lo, hi)
+    steps = _geometric(lo, hi, None if ctx.pinned else optimal)
     trusted = np.maximum(MAX_RELATIVE * scale, h)
     return _read_coordinates(ctx, rows, picked, steps, base, laddered=True, trusted=trusted)
 
 
-def _geometric(lo: NDArray[np.float64], hi: NDArray[np.float64]) -> NDArray[np.float64]:
-    """[k, S] steps from lo to hi per row, a factor of at least `RATIO` apart, at most
-    `MAX_STEPS` of them (rows with a narrower span repeat their top step, which adds nothing)."""
+def _geometric(
+    lo: NDArray[np.float64], hi: NDArray[np.float64], around: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """[k, S] steps from lo to hi per row, a factor `RATIO` apart, at most `MAX_STEPS` of them.
+
+    A span too wide for that is narrowed to the `MAX_STEPS` steps around ``around`` (the step
+    the noise calls for): the far ends of such a span are all round-off or all truncation.
+    Rows with a narrower span repeat their top step, which adds nothing.
+    """
+    width = RATIO ** (MAX_STEPS - 1)
+    if around is not None:
+        start = np.clip(around / RATIO ** (MAX_STEPS // 2), lo, np.maximum(hi / width, lo))
+        lo, hi = np.where(hi / lo > width, start, lo), np.where(hi / lo > width, start * width, hi)
     spans = np.log(hi / lo) / np.log(RATIO)
     count = int(np.clip(np.floor(spans.max()) + 1, 3, MAX_STEPS))
-    ratio = np.maximum(RATIO, (hi / lo) ** (1 / (count - 1)))
-    steps = lo[:, None] * ratio[:, None] ** np.arange(count)
+    steps = lo[:, None] * RATIO ** np.arange(count)
     return np.minimum(steps, hi[:, None])
 
 
@@ -252,14 +261,17 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     length = float(np.median(reach[moving] / size[moving])) if moving.any() else 1.0
     own = float(np.median(scale[moving] / size[moving])) if moving.any() else 1.0
     cap = MAX_RELATIVE * length / 4  # Gaussian components reach about 4 times their step
+    optimal = 1.0
     if ctx.pinned:
         lo, hi = 1 / 16, 16.0
     else:
         typical = max(direction.scale, 1e-300)
         optimal = length * min(3 * ctx.direction_sigma / (typical * length), 1.0) ** (1 / 3)
+        optimal = max(optimal, 1e-6)  # a noiseless cost: the ladder's own bottom decides
         hi = max(min(max(16.0, optimal * RATIO), cap), 1.0)
         lo = min(1 / 16, optimal / RATIO, hi / 16)
-    multipliers = _geometric(np.array([lo]), np.array([max(hi, lo * RATIO**2)]))[0].tolist()
+    around = None if ctx.pinned else np.array([optimal])
+    multipliers = _geometric(np.array([lo]), np.array([max(hi, lo * RATIO**2)]), around)[0].tolist()
     ladder = direction_ladder(ctx.problem, rows.leaf_index, lo_, hi_, direction.displacement,
                               multipliers, rows.leaf_analytic[lo_:hi_])  # fmt: skip
     trusted = np.array([max(MAX_RELATIVE * own / 4, 1.0)])

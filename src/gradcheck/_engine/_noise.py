@@ -277,7 +277,8 @@ def _exact_line(
     unit = ulp(values)
     tiny = ~(unit > 0) | (values == 0)
     unit = np.where(tiny, 2.0 ** np.floor(np.log2(np.maximum(np.abs(wanted), 1e-300))), unit)
-    count = np.clip(np.abs(wanted) / unit, 1.0, 2.0**52).astype(np.int64) | 1
+    with np.errstate(over="ignore"):
+        count = np.clip(np.abs(wanted) / unit, 1.0, 2.0**52).astype(np.int64) | 1
     step = np.sign(wanted) * count * unit
     ok = np.ones(len(x), dtype=bool)
     for i in (-(POINTS // 2), POINTS // 2):
