@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-import gradcheck
 from gradcheck._engine import SCHEMES, estimate
 from gradcheck._engine._step import FLOAT64_EPS, TEXTBOOK_EPS, initial_steps, scale_of
 from gradcheck._pipeline import Subject, _problem
@@ -127,9 +126,12 @@ def test_noise_bars_follow_the_stencil_weights(name):
     scheme = SCHEMES[name]
     displacements = np.array([[c * 0.5 for c in scheme.offsets]])
     bar = scheme.noise(displacements, 1.0)[0]
-    expected = {"central": math.sqrt(2) / 1.0, "forward": math.sqrt(2) / 0.5,
-                "backward": math.sqrt(2) / 0.5,
-                "central4": math.hypot(4 / 3 * math.sqrt(2) / 1.0, 1 / 3 * math.sqrt(2) / 2.0)}
+    expected = {
+        "central": math.sqrt(2) / 1.0,
+        "forward": math.sqrt(2) / 0.5,
+        "backward": math.sqrt(2) / 0.5,
+        "central4": math.hypot(4 / 3 * math.sqrt(2) / 1.0, 1 / 3 * math.sqrt(2) / 2.0),
+    }
     assert bar == pytest.approx(expected[name])  # fmt: skip
 
 

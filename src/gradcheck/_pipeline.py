@@ -194,20 +194,25 @@ def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
                  raised=raised,
                  relative=max(relatives, default=0.0), settings=replace(settings, step=step),
                  direction_sigma=max(along.sigma, noise.sigma),
-                 evaluations=noise.evaluations + (along.evaluations if along is not noise else 0))  # fmt: skip
+                 evaluations=noise.evaluations + (along.evaluations if along is not noise
+                                                  else 0))  # fmt: skip
 
 
 def _describe(options: Options, relatives: dict[str, list[float]]) -> str:
-    """The requested steps in words, per dtype: "1e-07", or "0.0046*scale" (a range if the
-    parameters' noise levels differ)."""
+    """The requested steps in words, per dtype.
+
+    "1e-07", or "0.0046*scale" (a range where the parameters' noise levels differ).
+    """
     if options.scheme.complex_step:
         return f"{COMPLEX_STEP if options.eps is None else _complex_eps(options):.3g}"
     parts = {}
     for dtype, values in relatives.items():
         texts = sorted({describe(options.eps, options.scheme.order, np.dtype(dtype), v)
                         for v in (min(values), max(values))})  # fmt: skip
-        parts[dtype] = texts[0] if len(texts) == 1 else " to ".join(
-            [texts[0].removesuffix("*scale"), texts[-1]]
+        parts[dtype] = (
+            texts[0]
+            if len(texts) == 1
+            else " to ".join([texts[0].removesuffix("*scale"), texts[-1]])
         )
     if len(set(parts.values())) == 1:
         return next(iter(parts.values()))
@@ -266,8 +271,9 @@ def _coordinates(
     resolution = max(float(np.finfo(np.float64).eps), plan.relative)
     with (
         ProgressBar(planned, "gradcheck", enabled=options.progress) as progress,
-        executor_for(problem, problem.target, subject.evaluate, options, progress,
-                     resolution) as executor,  # fmt: skip
+        executor_for(
+            problem, problem.target, subject.evaluate, options, progress, resolution
+        ) as executor,  # fmt: skip
     ):
         estimates = estimate(problem, options.scheme, chosen, steps, plan.sigmas, executor)
         context = _context(subject, options, plan, executor)
@@ -276,8 +282,7 @@ def _coordinates(
             lo, hi = np.searchsorted(estimates.indices, [leaf.offset, leaf.offset + leaf.size])
             part = slice(int(lo), int(hi))
             usable, nonfinite = estimates.usable[part], estimates.nonfinite[part]
-            status = np.where(~usable, Status.NO_STEP,
-                              np.where(nonfinite, Status.NONFINITE, Status.MEASURED))  # fmt: skip
+            status = _status(usable, nonfinite)
             numeric = estimates.values[part]
             error = np.maximum(estimates.noise[part] + estimates.truncation[part],
                                4 * np.finfo(np.float64).eps * np.abs(numeric))  # fmt: skip
@@ -358,6 +363,12 @@ def _directions(
     return checked, bulk, follow_up, settings
 
 
+def _status(usable: NDArray[np.bool_], nonfinite: NDArray[np.bool_]) -> NDArray[np.int8]:
+    """Each estimate's status: no step moved it, the cost was not finite, or measured."""
+    status = np.where(nonfinite, Status.NONFINITE, Status.MEASURED)
+    return np.where(usable, status, Status.NO_STEP).astype(np.int8)
+
+
 def _direction_rows(leaf_index: int, leaf: Any, measured: list[Any],
                     part: NDArray[np.float64]) -> Rows:  # fmt: skip
     status = [Status.MEASURED if d.usable and not d.nonfinite
@@ -416,8 +427,7 @@ def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
         steps = [h[c] if i == leaf_index else np.empty(0) for i, c in enumerate(chosen)]
         estimates = estimate(problem, options.scheme, chosen, steps, plan.sigmas)
         spent += estimates.evaluations
-        status = np.where(~estimates.usable, Status.NO_STEP,
-                          np.where(estimates.nonfinite, Status.NONFINITE, Status.MEASURED))  # fmt: skip
+        status = _status(estimates.usable, estimates.nonfinite)
         rows = Rows(leaf=leaf, leaf_index=leaf_index, local=np.arange(lo, hi),
                     analytic=part[lo:hi].copy(), numeric=estimates.values.copy(),
                     error=estimates.noise.copy(), step=estimates.steps.copy(),
@@ -431,9 +441,9 @@ def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
         spent += settle(replace(context, pinned=True), elements).evaluations
     rows = entry.rows
     difference, error_bar = rows.difference()
+    confirmed = bool(rows.confirmed.any() or elements.confirmed.any())
     entry.judgement = judge(difference, error_bar, thresholds=options.thresholds,
-                            unresolved=rows.unresolved_reason(),
-                            confirmed=bool(rows.confirmed.any() or elements.confirmed.any()))  # fmt: skip
+                            unresolved=rows.unresolved_reason(), confirmed=confirmed)  # fmt: skip
     entry.elements, entry.stopped, entry.ranges = elements, bisection.stopped, bisection.unresolved
     return spent
 
@@ -506,7 +516,7 @@ def _suggested(rows: Rows, plan: _Plan) -> float:
     """The central-difference step the measured noise calls for, for one parameter."""
     scale = float(np.median(plan.scales[rows.leaf_index])) if rows.leaf.size else 1.0
     gradient = rows.gradient_scale() or 1.0
-    return scale * min(3 * plan.sigma / (gradient * scale), 1.0) ** (1 / 3)
+    return float(scale * min(3 * plan.sigma / (gradient * scale), 1.0) ** (1 / 3))
 
 
 def _planned(subject: Subject, options: Options) -> int:
@@ -535,7 +545,8 @@ def _warn_if_long(options: Options, planned: int, one_evaluation: float) -> None
 
 def _outside_gradcheck() -> int:
     """The warnings stacklevel of the first caller outside this package (the user's line)."""
-    frame, level = sys._getframe(1), 1
+    frame: Any = sys._getframe(1)
+    level = 1
     package = __name__.rpartition(".")[0]
     while frame is not None and frame.f_globals.get("__name__", "").startswith(package):
         frame, level = frame.f_back, level + 1

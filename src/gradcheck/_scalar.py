@@ -55,7 +55,9 @@ def to_scalar(value: Any, *, where: str = "", complex_ok: bool = False) -> Any:
         raise CostFunctionError(_MSG_NOT_SCALAR.format(what=what, where=where))
     scalar = array.reshape(()).item()
     if kind in "iub":
-        what = f"an integer ({scalar!r}, {_article(value)})" if kind != "b" else f"a bool ({scalar})"
+        what = (
+            f"an integer ({scalar!r}, {_article(value)})" if kind != "b" else f"a bool ({scalar})"
+        )
         raise CostFunctionError(_MSG_WRONG_TYPE.format(what=what, where=where))
     if kind == "c" and not complex_ok:
         raise CostFunctionError(_MSG_COMPLEX.format(value=scalar, where=where))

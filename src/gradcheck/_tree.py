@@ -166,7 +166,9 @@ def flatten(params: ParamTree, *, hold_integers: bool = False) -> FlatParams:
         offset += size
     if offset == 0:
         what = "floating-point array" if held else "array"
-        raise ParamTreeError(f"every {what} in params has zero elements: there is nothing to check.")
+        raise ParamTreeError(
+            f"every {what} in params has zero elements: there is nothing to check."
+        )
     _reject_shared_memory(leaves)
     return FlatParams(leaves=tuple(leaves), spec=spec, size=offset, held=tuple(held))
 

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from .._api import UPSTREAM_SALT
 from .._errors import InvalidArgumentError
 from .._options import Options
-from .._api import UPSTREAM_SALT
 from .._pipeline import Subject, run
 from .._report import Report
 from .._scalar import AT_BASE, finite_at_base, to_scalar
@@ -132,6 +132,7 @@ def run_check(adapted: Adapter, options: Options, started: float) -> Report:
         and adapted.batched() is not None
     ):
         options = replace(options, batched=True)
+
     def recompute() -> NDArray[np.float64]:
         return flatten_grads(adapted.gradient(), flat)
 

@@ -1,5 +1,8 @@
-"""Findings for what is not a backpropagation mistake: kinks, noise, precision, randomness, nan —
-and for what could not be settled (inconclusive), with what to do about it."""
+"""Findings for what is not a mistake, and for what could not be settled.
+
+Kinks, noise, precision, randomness and nan are not backpropagation mistakes; an
+inconclusive parameter is not a pass, and its finding says what to do about it.
+"""
 
 from __future__ import annotations
 
@@ -217,7 +220,10 @@ def inconclusive(
     """The evidence about a parameter could not settle its verdict: say why and what to do."""
     indices = [leaf.index_of(int(i)) for i in where]
     why = _WHY.get(reason, _WHY["noise"]).format(
-        where=_list(leaf.name, indices), dtype=leaf.dtype, sigma=sigma, bar=error_bar,
+        where=_list(leaf.name, indices),
+        dtype=leaf.dtype,
+        sigma=sigma,
+        bar=error_bar,
         difference=difference,
     )
     what = _WHAT.get(reason, _WHAT["noise"])

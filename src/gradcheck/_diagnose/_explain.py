@@ -87,8 +87,10 @@ def compare(
 
 
 def overall_difference(rows: Sequence[Rows]) -> float:
-    """The textbook number over everything measured with finite values on both sides (the
-    largest directional difference in the directional modes)."""
+    """The textbook number over everything measured with finite values on both sides.
+
+    In the directional modes, the largest directional difference.
+    """
     if any(r.directions is not None for r in rows):
         values = [r.difference()[0] for r in rows]
         finite = [v for v in values if not math.isnan(v)]
@@ -145,14 +147,15 @@ def param_report(
         mismatches=0,
         norm_analytic=0.0,
         norm_numeric=0.0,
-        nonfinite=int(np.count_nonzero(~np.isfinite(rows.analytic)
-                                       | (rows.status == Status.NONFINITE))),  # fmt: skip
+        nonfinite=int(
+            np.count_nonzero(~np.isfinite(rows.analytic) | (rows.status == Status.NONFINITE))
+        ),
         excluded=int(np.count_nonzero(rows.status == Status.SUBGRADIENT)),
         error_bar=error_bar,
         unresolved=int(np.count_nonzero(np.isin(rows.status, UNRESOLVED))),
     )
     if listed is not None:
-        report = replace(report, **_element_fields(listed, worst, tolerance))
+        report = _element_fields(report, listed, worst, tolerance)
     if rows.directions is not None:
         ok = rows.measured()
         part = rows.leaf_analytic if rows.leaf_analytic is not None else np.zeros(0)
@@ -170,8 +173,8 @@ def _no_elements(rows: Rows) -> Rows:
                 status=np.empty(0, dtype=np.int8))  # fmt: skip
 
 
-def _element_fields(rows: Rows, worst: int, tolerance: float) -> dict[str, object]:
-    """worst, mismatches, norms and elements of coordinate rows."""
+def _element_fields(report: ParamReport, rows: Rows, worst: int, tolerance: float) -> ParamReport:
+    """The report with the worst elements, mismatches, norms and elements of coordinate rows."""
     ok = rows.measured()
     a, n = rows.analytic, rows.numeric
     finite = np.isfinite(a) & np.isfinite(n)
@@ -183,15 +186,17 @@ def _element_fields(rows: Rows, worst: int, tolerance: float) -> dict[str, objec
     index = [rows.leaf.index_of(int(i)) for i in rows.local]
     coordinates = rows.local + rows.leaf.offset
     listed: tuple[ElementError, ...] = element_errors(index, coordinates, a, n, order)
-    return {
-        "worst": listed,
-        "mismatches": int(np.count_nonzero(rows.off(tolerance))),
-        "norm_analytic": float(np.linalg.norm(a[ok])),
-        "norm_numeric": float(np.linalg.norm(n[ok])),
-        "elements": Elements(local=rows.local.copy(), analytic=a.copy(), numeric=n.copy(),
-                             excluded=rows.status == Status.SUBGRADIENT,
-                             error=rows.error.copy()),  # fmt: skip
-    }
+    kinked = rows.status == Status.SUBGRADIENT
+    elements = Elements(local=rows.local.copy(), analytic=a.copy(), numeric=n.copy(),
+                        excluded=kinked, error=rows.error.copy())  # fmt: skip
+    return replace(
+        report,
+        worst=listed,
+        mismatches=int(np.count_nonzero(rows.off(tolerance))),
+        norm_analytic=float(np.linalg.norm(a[ok])),
+        norm_numeric=float(np.linalg.norm(n[ok])),
+        elements=elements,
+    )
 
 
 def findings_for(
@@ -228,11 +233,19 @@ def findings_for(
     difference, error_bar = rows.difference()
     if verdict is Verdict.INCONCLUSIVE:
         reason = judgement.reason or "noise"
-        where = rows.local[np.isin(rows.status, UNRESOLVED)] if rows.directions is None else []
+        unresolved = np.isin(rows.status, UNRESOLVED) & (rows.directions is None)
+        where = rows.local[unresolved].tolist()
         findings.append(
-            _benign.inconclusive(leaf, reason, where=list(where), difference=difference,
-                                 error_bar=error_bar, sigma=c.sigma, eps=c.eps,
-                                 suggested=c.suggested.get(leaf.name))  # fmt: skip
+            _benign.inconclusive(
+                leaf,
+                reason,
+                where=where,
+                difference=difference,
+                error_bar=error_bar,
+                sigma=c.sigma,
+                eps=c.eps,
+                suggested=c.suggested.get(leaf.name),
+            )
         )
     unknown = rows.status == Status.NONFINITE
     if unknown.any() and rows.directions is None:

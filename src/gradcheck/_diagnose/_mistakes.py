@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._tree import spell
 from .._compare import CONFIDENCE
+from .._tree import spell
 from ._finding import Finding
 
 EXPLAINED = 0.1
@@ -39,7 +39,9 @@ _COLLINEAR = 1 - 1e-9
 """|cos| between the numeric gradient and theta above which they are proportional."""
 
 
-def _amplification(fitted: NDArray[np.float64], numeric: NDArray[np.float64]) -> NDArray[np.float64]:
+def _amplification(
+    fitted: NDArray[np.float64], numeric: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """How much a fitted value moves per unit of numeric error (|c| for c * numeric)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(fitted / numeric)
@@ -200,8 +202,11 @@ def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
 
 
 def _l2_alternative(data: ParamData, factor: float) -> str:
-    """When the numeric gradient is proportional to theta, a scale factor and an L2 term are
-    the same fit: name the other reading."""
+    """Name the other reading of a scale factor when it is also an L2 term.
+
+    When the numeric gradient is proportional to theta, a factor and an L2 term are the
+    same fit.
+    """
     if len(data.theta) < _MIN_ELEMENTS or not _collinear(data.numeric, data.theta):
         return ""
     theta2 = float(data.theta @ data.theta)

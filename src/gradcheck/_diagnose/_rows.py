@@ -118,7 +118,8 @@ class Rows:
 
     def measured(self) -> NDArray[np.bool_]:
         """Rows whose numeric value is compared."""
-        return (self.status == Status.MEASURED) & np.isfinite(self.numeric)
+        measured: NDArray[np.bool_] = (self.status == Status.MEASURED) & np.isfinite(self.numeric)
+        return measured
 
     def unresolved_reason(self) -> str | None:
         """Why some rows have no evidence (the most common reason), or None."""
@@ -138,8 +139,7 @@ class Rows:
         return normalized_difference(n, a), relative_error_bar(e, n, a)
 
     def gradient_scale(self) -> float:
-        """Typical gradient magnitude of the parameter: the RMS of finite analytic values,
-        else of numeric ones (0 if both are zero)."""
+        """Typical gradient magnitude: the RMS of finite analytic values, else numeric ones."""
         for values in (self.analytic, self.numeric):
             finite = values[np.isfinite(values)]
             rms = float(np.sqrt(np.mean(finite**2))) if len(finite) else 0.0
@@ -148,9 +148,12 @@ class Rows:
         return 0.0
 
     def negligible(self, reference: float, tolerance: float) -> bool:
-        """Whether the analytic gradient is zero within the numeric error bars, and those bars
-        are negligible (below ``tolerance`` per element) against the check's typical gradient
-        ``reference``: then zero has been verified as well as it matters."""
+        """Whether zero has been verified as well as it matters.
+
+        The analytic gradient is zero within the numeric error bars, and those bars are
+        negligible (below ``tolerance`` per element) against the check's typical gradient
+        ``reference``.
+        """
         ok = self.measured()
         if not ok.any() or not reference > 0:
             return False
@@ -167,6 +170,7 @@ class Rows:
         a, n = self.analytic, self.numeric
         with np.errstate(invalid="ignore"):
             gap = np.abs(a - n)
+            allowed: float | NDArray[np.float64]
             if self.directions is not None:  # on the scale of the directional difference
                 norm = max(d.scale for d in self.directions)
                 rms = float(np.sqrt(np.mean(n[ok] ** 2))) if ok.any() else 0.0
@@ -179,8 +183,11 @@ class Rows:
         return ok & beyond
 
     def apply(self, rows: NDArray[np.intp], reading: Reading, tolerance: float) -> None:
-        """Take a ladder's reading for some rows: its estimate, which measured truncation too,
-        replaces the row's; a ladder with no usable step leaves the row as it was."""
+        """Take a ladder's reading for some rows.
+
+        Its estimate, which measured truncation too, replaces the row's; a ladder with no
+        usable step leaves the row as it was.
+        """
         for position, r in enumerate(rows):
             self.laddered[r] = True
             if reading.kink[position]:
@@ -223,11 +230,9 @@ def _speaking(reading: Reading, position: int, tolerance: float) -> Estimate | N
     plateau by chance); disagreeing is not, so then only the estimate from trusted steps
     speaks, and if those are all round-off the row stays unresolved rather than wrong.
     """
-    best = (float(reading.refined[position]), float(reading.uncertainty[position]),
-            float(reading.expected[position]), float(reading.step[position]))  # fmt: skip
-    safe = (float(reading.trusted_refined[position]),
-            float(reading.trusted_uncertainty[position]),
-            float(reading.trusted_expected[position]), float(reading.trusted_step[position]))  # fmt: skip
+    best = _estimate(reading.refined, reading.uncertainty, reading.expected, reading.step, position)
+    safe = _estimate(reading.trusted_refined, reading.trusted_uncertainty,
+                     reading.trusted_expected, reading.trusted_step, position)  # fmt: skip
     if not math.isfinite(best[0]):
         return None
     if best == safe:
@@ -237,3 +242,9 @@ def _speaking(reading: Reading, position: int, tolerance: float) -> Estimate | N
     if agrees and abs(value) > CONFIDENCE * error:
         return best
     return safe if math.isfinite(safe[0]) else None
+
+
+def _estimate(*columns_and_position: object) -> Estimate:
+    """(value, error bar, analytic prediction, step) of one row of a reading."""
+    *columns, position = columns_and_position
+    return tuple(float(column[position]) for column in columns)  # type: ignore[index, return-value]

@@ -153,8 +153,10 @@ def _pick(ctx: Context, rows: Rows, reason: str | None) -> NDArray[np.intp]:
     needing = _needing(ctx, rows, reason) & ~rows.laddered
     unresolved = np.flatnonzero(needing & (rows.status != Status.MEASURED))
     measured = np.flatnonzero(needing & (rows.status == Status.MEASURED))
-    key = rows.error[measured] if reason == "noise" else np.abs(
-        rows.analytic[measured] - rows.numeric[measured]
+    key = (
+        rows.error[measured]
+        if reason == "noise"
+        else np.abs(rows.analytic[measured] - rows.numeric[measured])
     )
     measured = measured[np.argsort(-key, kind="stable")]
     return np.concatenate([unresolved, measured])[:MAX_LADDERED].astype(np.intp)
@@ -249,7 +251,8 @@ def _read_coordinates(
 
 def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     """Ladder along one direction: the multipliers t of ``x +- t D``."""
-    assert rows.directions is not None and rows.leaf_analytic is not None
+    assert rows.directions is not None
+    assert rows.leaf_analytic is not None
     direction = rows.directions[r]
     lo_, hi_ = direction.lo, direction.hi
     # As for coordinates, the ladder may reach a tenth of max(scale, 1) (see `_ladder`).
@@ -282,8 +285,11 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
 
 
 def _best_factor(ctx: Context, rows: Rows) -> float:
-    """The relative step for re-estimation: where the ladder's estimates agreed best, or the
-    noise-bound step of a fourth-order estimate where no ladder ran."""
+    """The relative step for re-estimation.
+
+    Where the ladder's estimates agreed best, or the noise-bound step of a fourth-order
+    estimate where no ladder ran.
+    """
     scale = ctx.scales[rows.leaf_index][rows.local]
     good = rows.laddered & (rows.status == Status.MEASURED) & ~rows.confirmed
     good &= np.isfinite(rows.step) & (rows.step > 0)
@@ -328,8 +334,9 @@ def _off_kink(ctx: Context, rows: Rows) -> int:
                 base = float(np.real(ctx.problem.cost()))
                 analytic = float(ctx.recompute()[rows.leaf.offset + local])
                 steps = (2 * kink.step / RATIO**4) * RATIO ** np.arange(5)[None, :]
-                ladder = coordinate_ladder(ctx.problem, np.array([rows.leaf.offset + local]),
-                                           steps, np.array([analytic]), ctx.executor)  # fmt: skip
+                coordinate = np.array([rows.leaf.offset + local])
+                ladder = coordinate_ladder(ctx.problem, coordinate, steps.astype(np.float64),
+                                           np.array([analytic]), ctx.executor)  # fmt: skip
                 evaluations += ladder.evaluations + 1
             finally:
                 view[local] = original

@@ -148,7 +148,9 @@ def read(
             flags["kink"][r] = True
             out["left"][r], out["right"][r], out["slope_error"][r] = left, right, slope_error
             out["kink_step"][r] = steps[r, columns[first]]
-            flags["within"][r] = min(left, right) - slope_error <= a <= max(left, right) + slope_error
+            flags["within"][r] = (
+                min(left, right) - slope_error <= a <= max(left, right) + slope_error
+            )
         if len(columns) >= 2:
             last, previous = columns[-1], columns[-2]
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -164,7 +164,9 @@ def stencil(
     columns = []
     for offset in scheme.offsets:
         realized = realize(base, abs(offset) * h)
-        value, moved = (realized.high, realized.up) if offset > 0 else (realized.low, -realized.down)
+        value, moved = (
+            (realized.high, realized.up) if offset > 0 else (realized.low, -realized.down)
+        )
         points.append(value.astype(x.dtype))
         columns.append(moved)
     return points, np.stack(columns, axis=1)

@@ -192,9 +192,9 @@ def measure(
         leaf = leaves[leaf_index]
         x = complex(flat_view(leaf.array)[local]).real
 
-        def values_at(target: float, leaf: Leaf = leaf, x: float = x, local: int = local) -> (
-            list[float] | None
-        ):
+        def values_at(
+            target: float, leaf: Leaf = leaf, x: float = x, local: int = local
+        ) -> list[float] | None:
             moved = _spacing(leaf.dtype, x, target)
             if moved is None:
                 return None
@@ -270,8 +270,11 @@ def measure_along_directions(
 def _exact_line(
     dtype: np.dtype[Any], x: NDArray[np.float64], wanted: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per element an odd number of units in the last place near ``wanted``, kept only where
-    all of ``x + i * step`` (i = -4..4) are exact; returns (x, step)."""
+    """Per element, an odd number of units in the last place near ``wanted``.
+
+    A step is kept only where all of ``x + i * step`` (i = -4..4) are exact; returns
+    (x, step).
+    """
     real = np.dtype(np.finfo(dtype).dtype)
     values = x.astype(real)
     unit = ulp(values)
@@ -320,9 +323,9 @@ def _candidates(leaves: Sequence[Leaf], rng: np.random.Generator) -> list[tuple[
 
 
 def _spacing(dtype: np.dtype[Any], x: float, target: float) -> NDArray[Any] | None:
-    """Nine points around x, spaced by an odd multiple of its unit in the last place near
-    ``target``, exact in ``dtype``.
+    """Nine points around x, exact in ``dtype``, spaced by an odd number of its ulps.
 
+    The spacing is near ``target``.
     Exact points keep the parameters' own rounding out of the table. An odd multiple (rather
     than a power of two) keeps a coarsely rounded cost from changing by exactly whole quanta
     at every point, which would make its table look noiseless. Returns the eight perturbed

@@ -83,9 +83,11 @@ def coordinate_ladder(
                 values = np.real(executor.evaluate(leaf_index, local, points))  # [m, 2S]
             except CoordinateFailedError as failure:
                 j = failure.offset
-                moved = realized.up[failure.position, j] if j < count else -realized.down[
-                    failure.position, j - count
-                ]
+                moved = (
+                    realized.up[failure.position, j]
+                    if j < count
+                    else -realized.down[failure.position, j - count]
+                )
                 raise failure_error(failure, leaf, local, f"{moved:+.3g}") from failure.__cause__
             plus[mine], minus[mine] = values[:, :count], values[:, count:]
             up[mine], down[mine] = realized.up, realized.down
@@ -138,7 +140,10 @@ def direction_ladder(
     with Guard([leaf]):
         try:
             values = evaluate_slice(
-                leaf.array, lo, hi, [highs[j] for j in chosen] + [lows[j] for j in chosen],
+                leaf.array,
+                lo,
+                hi,
+                [highs[j] for j in chosen] + [lows[j] for j in chosen],
                 problem.cost,
             )
         except CoordinateFailedError as failure:

@@ -66,7 +66,8 @@ class Scheme:
         if self.complex_step:  # no subtraction: only the rounding of the result
             return np.zeros(len(displacements))
         w = self.weights(displacements)
-        return sigma * np.sqrt(np.sum(w**2, axis=1))
+        bars: NDArray[np.float64] = sigma * np.sqrt(np.sum(w**2, axis=1))
+        return bars
 
     def step(self, displacements: NDArray[np.float64]) -> NDArray[np.float64]:
         """The representative step [k] of each estimate (half the central span, or |c h|)."""

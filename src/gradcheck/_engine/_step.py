@@ -78,9 +78,13 @@ def realize(x: NDArray[Any], h: NDArray[np.float64] | float) -> Realized:
     return Realized(high=high, low=low, up=up, down=down)
 
 
-def shift(x: NDArray[Any], displacement: NDArray[np.float64]) -> tuple[NDArray[Any], NDArray[np.float64]]:
-    """Round ``x + displacement`` (any signs) to x's dtype; return the values and their realized
-    displacement from x, exact."""
+def shift(
+    x: NDArray[Any], displacement: NDArray[np.float64]
+) -> tuple[NDArray[Any], NDArray[np.float64]]:
+    """Round ``x + displacement`` (any signs) to x's dtype.
+
+    Returns the values and the displacement they realize from x, exact.
+    """
     x = np.asarray(x)
     wide = _wide(x.dtype)
     exact = x.astype(wide)
@@ -104,8 +108,8 @@ def distinct(up: NDArray[np.float64], down: NDArray[np.float64]) -> NDArray[np.b
 
 def ulp(x: NDArray[Any]) -> NDArray[np.float64]:
     """The spacing of x's dtype at each value, as float64."""
-    x = np.asarray(x)
-    return np.spacing(np.abs(x)).astype(np.float64)
+    spacing: NDArray[np.float64] = np.spacing(np.abs(np.asarray(x))).astype(np.float64)
+    return spacing
 
 
 def scale_of(values: NDArray[Any]) -> NDArray[np.float64]:
