@@ -38,6 +38,7 @@ from ._diagnose import (
     param_report,
     precision,
     raised_steps,
+    reach,
     settle,
     unresolved_range,
 )
@@ -131,6 +132,9 @@ class _Checked:
     """Bisection stopped at its limit of wrong elements."""
     ranges: list[tuple[int, int]] | None = None
     """Bisection: ranges [lo, hi) that failed but whose halves did not."""
+    miss: float = 0.0
+    """Directional modes: the chance that the directions miss an error of the detectable size,
+    with the round-off allowance the measured noise forced."""
 
 
 def run(subject: Subject, options: Options, started: float) -> Report:
@@ -355,8 +359,9 @@ def _directions(
         if options.mode == "bisect" and entry.judgement.verdict in (Verdict.SUSPICIOUS,
                                                                      Verdict.BUG):  # fmt: skip
             follow_up += _bisect(subject, options, plan, context, entry)
+        entry.miss = _miss(leaf_rows, k, options)
         checked.append(entry)
-        worst_miss = max(worst_miss, _miss(leaf_rows, k, options))
+        worst_miss = max(worst_miss, entry.miss)
     settings = replace(plan.settings, directions=k, detectable=options.detectable,
                        miss_probability=max(worst_miss, miss_probability(
                            k, tolerance, options.detectable)))  # fmt: skip
@@ -391,6 +396,22 @@ def _miss(rows: Rows, k: int, options: Options) -> float:
         return 0.0
     allowance = CONFIDENCE * float(np.max(rows.error)) / norm
     return miss_probability(k, options.thresholds[1], options.detectable, noise=allowance)
+
+
+def _unreached(checked: _Checked, options: Options) -> Finding:
+    """The stated miss probability could not be reached for this tensor: say for what size."""
+    rows = checked.rows
+    assert rows.directions is not None
+    k = len(rows.directions)
+    norm = max(d.scale for d in rows.directions)
+    allowance = CONFIDENCE * float(np.max(rows.error)) / norm if norm else math.inf
+    low, high = options.detectable, 1e6
+    for _ in range(60):  # the size of error caught with the requested probability
+        middle = math.sqrt(low * high)
+        missed = miss_probability(k, options.thresholds[1], middle, noise=allowance)
+        low, high = (middle, high) if missed > options.miss_probability else (low, middle)
+    return reach(rows.leaf.name, k, checked.miss, options.detectable, options.miss_probability,
+                 high)  # fmt: skip
 
 
 def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
@@ -484,6 +505,8 @@ def _report(
         found = findings_for(c.rows, c.judgement, circumstances, c.elements, refined, c.stopped)
         for first, last in c.ranges or ():
             found.append(unresolved_range(c.rows.leaf.name, first, last - 1))
+        if c.miss > options.miss_probability and c.rows.directions:
+            found.append(_unreached(c, options))
         mistakes.append((report, found))
     mistakes.sort(key=lambda pair: (pair[0].verdict.rank, pair[0].difference), reverse=True)
     findings = lead + [f for _, found in mistakes for f in found]

@@ -8,7 +8,7 @@ of mistake (`_mistakes`), or why a mismatch is not one (`_benign`).
 
 from __future__ import annotations
 
-from ._benign import changed_during, held, nondeterministic, precision, raised_steps
+from ._benign import changed_during, held, nondeterministic, precision, raised_steps, reach
 from ._directional import unresolved_range
 from ._explain import (
     Circumstances,
@@ -40,6 +40,7 @@ __all__ = [
     "param_report",
     "precision",
     "raised_steps",
+    "reach",
     "settle",
     "unresolved_range",
 ]

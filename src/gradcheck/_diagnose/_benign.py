@@ -272,6 +272,25 @@ def precision(
     )
 
 
+def reach(
+    name: str, directions: int, missed: float, detectable: float, wanted: float, caught: float
+) -> Finding:
+    """The round-off of the cost kept the directions from the miss probability asked for."""
+    return Finding(
+        kind="precision",
+        param=name,
+        message=(
+            f"The cost's round-off widens what the {directions} random directions of {name} "
+            f"must allow for: an error of {detectable:g} of its gradient norm escapes them "
+            f"with probability {missed:.1g}, not the {wanted:g} asked for; errors of "
+            f"{caught:.2g} of the norm and larger are caught with that probability. Compute "
+            "the cost in float64, or use mode='full', to check smaller errors."
+        ),
+        detail={"directions": directions, "miss_probability": missed, "detectable": detectable,
+                "requested": wanted, "caught_at": caught},
+    )  # fmt: skip
+
+
 def raised_steps(count: int, eps: float | None) -> Finding:
     """Requested steps below a few units in the last place, raised so that they move x."""
     asked = f"the step {eps:.3g}" if eps is not None else "the textbook step 1e-07"

@@ -98,6 +98,8 @@ def overall_difference(rows: Sequence[Rows]) -> float:
     numeric = np.concatenate([r.numeric[r.measured()] for r in rows])
     analytic = np.concatenate([r.analytic[r.measured()] for r in rows])
     finite = np.isfinite(analytic)
+    if not finite.any() and any(np.isin(r.status, UNRESOLVED).any() for r in rows):
+        return math.nan  # nothing was measured: no number to give
     return normalized_difference(numeric[finite], analytic[finite])
 
 
