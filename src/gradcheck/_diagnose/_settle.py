@@ -96,7 +96,10 @@ def _gather(ctx: Context, rows: Rows) -> Outcome:
         return Outcome(judgement=verdict, evaluations=0)
     picked = _pick(ctx, rows, verdict.reason)
     if len(picked):
-        evaluations += _ladder(ctx, rows, picked)
+        # A difference beyond narrow error bars needs only a short ladder around the check's
+        # own step to confirm a mistake (or find kinks); wide bars need the noise's step too.
+        narrow = verdict.reason == "unconfirmed" and not rows.is_directional
+        evaluations += _ladder(ctx, rows, picked, narrow=narrow)
         verdict = _judge(ctx, rows)
     if not verdict.settled and ctx.recompute is not None and not rows.is_directional:
         evaluations += _off_kink(ctx, rows)
@@ -177,8 +180,12 @@ def _optimal(ctx: Context, rows: Rows, scale: NDArray[np.float64]) -> NDArray[np
     return scale * np.minimum(relative, 1.0) ** (1 / 3)
 
 
-def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp]) -> int:
-    """Run a ladder of steps on the picked rows and take its reading."""
+def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp], *, narrow: bool = False) -> int:
+    """Run a ladder of steps on the picked rows and take its reading.
+
+    A narrow ladder spans the check's own step times 4**(-2..2); a wide one also the step the
+    measured noise calls for (and smaller steps for a cost that was not finite).
+    """
     base = float(np.real(ctx.problem.base_value))
     if rows.directions is not None:
         return sum(_direction_ladder(ctx, rows, int(r), base) for r in picked)
@@ -191,8 +198,9 @@ def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp]) -> int:
     # steps too large for the cost only disagree with their neighbours, which the reading sees.
     reach = np.maximum(scale, 1.0)
     cap = MAX_RELATIVE * reach
-    if ctx.pinned:
-        lo, hi = h / 16, h * 16
+    optimal = h
+    if ctx.pinned or narrow:
+        lo, hi = h / 16, h * 64
     else:
         optimal = np.maximum(_optimal(ctx, rows, scale), _optimal(ctx, rows, reach))
         lo = np.minimum(h / 16, _optimal(ctx, rows, scale) / RATIO)

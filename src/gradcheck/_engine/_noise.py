@@ -33,8 +33,9 @@ from ._step import shift, ulp
 
 POINTS = 9
 """Cost values per ECnoise table (the base value and eight perturbed points)."""
-TRIES = 4
-"""Spacings tried per coordinate (each 16 times the last, or a sixteenth)."""
+TRIES = 6
+"""Spacings tried per coordinate: 64 times the last where the cost did not move, a sixteenth
+where its smooth part dominated."""
 LEAVES = 8
 """Arrays measured, largest first, one coordinate each; the others get the largest noise."""
 _AGREE = 4.0
@@ -157,7 +158,7 @@ def _sweep(
         if inform == 1 or (inform == 3 and tally.bounds and tally.bounds[-1] == 0):
             return  # found, or computed exactly at this spacing: no noise to find
         # Too small: nothing moved the cost; too large: the smooth part dominates.
-        target = target * 16 if inform == 2 else target / 16
+        target = target * 64 if inform == 2 else target / 16
         if attempt == TRIES - 1 and inform == 2:
             tally.bounds.append(tally.floor)
 
@@ -208,7 +209,7 @@ def measure(
                 )
             return [float(np.real(v[0])) for v in values]
 
-        target = math.sqrt(float(np.finfo(leaf.dtype).eps)) * float(scales[leaf_index][local])
+        target = _spacing_for(leaf.dtype) * float(scales[leaf_index][local])
         _sweep(tally, values_at, base_value, target)
         found[leaf_index] = tally.noise(_fallback(leaves, base_value))
         evaluations += tally.evaluations
@@ -262,7 +263,7 @@ def measure_along_directions(
             values.append(_evaluate_state(leaves, originals, states, i, cost))
         return values
 
-    target = max(math.sqrt(float(np.finfo(leaf.dtype).eps)) for leaf in leaves)
+    target = max(_spacing_for(leaf.dtype) for leaf in leaves)
     _sweep(tally, values_at, base_value, target)
     return tally.noise(_fallback(leaves, base_value))
 
@@ -310,6 +311,16 @@ def _evaluate_state(
     finally:
         for view, original, leaf in zip(views, originals, leaves, strict=True):
             view[:] = original.astype(leaf.dtype) if not np.iscomplexobj(leaf.array) else original
+
+
+def _spacing_for(dtype: np.dtype[Any]) -> float:
+    """The first relative spacing tried: eps**(3/4) of the parameters' dtype.
+
+    Small enough that the smooth part of the cost vanishes from the difference table and
+    that a kink near x is rarely crossed (a crossed kink reads as noise of jump * spacing),
+    large enough that the points differ by many units in the last place.
+    """
+    return float(np.finfo(dtype).eps) ** 0.75
 
 
 def _fallback(leaves: Sequence[Leaf], base_value: float) -> float:
