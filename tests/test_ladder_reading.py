@@ -439,12 +439,6 @@ def test_best_needs_two_estimates():
     assert _best(np.array([1.0]), np.array([0.0]), np.array([1e-3]), np.ones(1), order=2) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_best gives central differences (error ~ s**2) the rate order + 1 = 3: with "
-    "two steps 4 apart the smaller one's bar is 2 / 4.2 = 0.48 of its truncation error; "
-    "in read() sin at 0.7 on steps 0.01, 0.04, 0.16 gives an estimate 1.4 bars off",
-)
 def test_best_error_bar_covers_the_truncation_of_two_central_differences():
     steps = np.array([1e-3, 4e-3])
     values = 0.5 + 2.0 * steps**2

@@ -384,11 +384,6 @@ def test_exact_line_moves_by_odd_ulps_or_not_at_all():
     np.testing.assert_array_equal(count % 2, [1, 1, 1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_exact_line checks only x - 4*step and x + 4*step; with a step of the order of x "
-    "(the sweep widens it where the cost does not move) x + step crosses a binade, inexact",
-)
 @pytest.mark.parametrize(
     ("dtype", "wanted"), [(F32, 1.5), (F16, 0.5), (F64, 1.0)], ids=["float32", "float16", "float64"]
 )

@@ -137,7 +137,7 @@ def judge(
     resolved = CONFIDENCE * error_bar < suspicious
     if difference < acceptable and resolved:
         return Judgement(verdict=Verdict.of(difference, thresholds), settled=True)
-    if negligible:
+    if negligible and not confirmed:
         return Judgement(verdict=Verdict.ACCEPTABLE, settled=True, reason="zero")
     if resolved:
         return Judgement(verdict=Verdict.ACCEPTABLE, settled=True)
@@ -265,7 +265,8 @@ def directional_difference(
     """
     if not len(analytic):
         return math.nan, math.nan
-    rms = float(np.sqrt(np.mean(numeric**2)))
+    largest = float(np.max(np.abs(numeric), initial=0.0))
+    rms = largest * float(np.sqrt(np.mean((numeric / largest) ** 2))) if largest > 0 else 0.0
     scale = 2 * max(norm, rms)
     gaps = np.abs(analytic - numeric)
     if scale == 0:  # both sides 0: agreement, but only as good as the error bars

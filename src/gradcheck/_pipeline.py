@@ -160,8 +160,9 @@ def run(subject: Subject, options: Options, started: float) -> Report:
     last = float(np.real(to_scalar(subject.evaluate(subject.params))))
     spent = {"base": 3 + (1 if scheme.complex_step else 0), "noise": plan.evaluations,
              "estimate": bulk, "follow_up": follow_up}  # fmt: skip
-    drift = abs(last - subject.base_value)
-    if drift > CONFIDENCE * plan.sigma + 4 * abs(subject.base_value) * np.finfo(np.float64).eps:
+    # Randomness that began after the first two calls shows here: the cost at the given
+    # point has moved (by more than a finite difference could shrug off).
+    if last != subject.base_value and _ruins_check(subject, options, last):
         late = changed_during(subject.base_value, last, plan.sigma)
         return _undetermined(subject, settings, [*lead, late], started, spent=spent)
     return _report(subject, options, plan, checked, lead, settings, spent, started)
@@ -286,7 +287,12 @@ def _coordinates(
             lo, hi = np.searchsorted(estimates.indices, [leaf.offset, leaf.offset + leaf.size])
             part = slice(int(lo), int(hi))
             usable, nonfinite = estimates.usable[part], estimates.nonfinite[part]
-            status = _status(usable, nonfinite)
+            # The cost not moving is a surprise only where the analytic gradient says it should
+            # have moved by more than its noise.
+            analytic = subject.analytic[estimates.indices[part]]
+            expected = np.abs(analytic) * 2 * estimates.steps[part]
+            surprise = estimates.flat[part] & (expected > CONFIDENCE * plan.sigmas[leaf_index])
+            status = _status(usable, nonfinite, surprise)
             numeric = estimates.values[part]
             error = np.maximum(estimates.noise[part] + estimates.truncation[part],
                                4 * np.finfo(np.float64).eps * np.abs(numeric))  # fmt: skip
@@ -368,17 +374,21 @@ def _directions(
     return checked, bulk, follow_up, settings
 
 
-def _status(usable: NDArray[np.bool_], nonfinite: NDArray[np.bool_]) -> NDArray[np.int8]:
-    """Each estimate's status: no step moved it, the cost was not finite, or measured."""
-    status = np.where(nonfinite, Status.NONFINITE, Status.MEASURED)
+def _status(
+    usable: NDArray[np.bool_], nonfinite: NDArray[np.bool_], flat: NDArray[np.bool_]
+) -> NDArray[np.int8]:
+    """Each estimate's status: no step moved it, the cost was not finite, the cost did not move
+    where the analytic gradient says it should have, or measured.
+    """
+    status = np.where(nonfinite, Status.NONFINITE, np.where(flat, Status.FLAT, Status.MEASURED))
     return np.where(usable, status, Status.NO_STEP).astype(np.int8)
 
 
 def _direction_rows(leaf_index: int, leaf: Any, measured: list[Any],
                     part: NDArray[np.float64]) -> Rows:  # fmt: skip
-    status = [Status.MEASURED if d.usable and not d.nonfinite
-              else Status.NONFINITE if d.nonfinite else Status.NO_STEP
-              for d in measured]  # fmt: skip
+    status = [Status.NO_STEP if not d.usable else Status.NONFINITE if d.nonfinite
+              else Status.FLAT if d.flat and abs(d.analytic) > CONFIDENCE * d.noise
+              else Status.MEASURED for d in measured]  # fmt: skip
     return Rows(leaf=leaf, leaf_index=leaf_index, local=np.arange(len(measured)),
                 analytic=np.array([d.analytic for d in measured]),
                 numeric=np.array([d.numeric for d in measured]),
@@ -448,7 +458,9 @@ def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
         steps = [h[c] if i == leaf_index else np.empty(0) for i, c in enumerate(chosen)]
         estimates = estimate(problem, options.scheme, chosen, steps, plan.sigmas)
         spent += estimates.evaluations
-        status = _status(estimates.usable, estimates.nonfinite)
+        expected = np.abs(part[lo:hi]) * 2 * estimates.steps
+        flat = estimates.flat & (expected > CONFIDENCE * plan.sigmas[leaf_index])
+        status = _status(estimates.usable, estimates.nonfinite, flat)
         rows = Rows(leaf=leaf, leaf_index=leaf_index, local=np.arange(lo, hi),
                     analytic=part[lo:hi].copy(), numeric=estimates.values.copy(),
                     error=estimates.noise.copy(), step=estimates.steps.copy(),

@@ -191,6 +191,8 @@ _WHY = {
     "finite difference could be taken there",
     "tie": "at {where} the cost has a kink and the analytic value lies outside the one-sided "
     "slopes: possibly a tie broken the other way, not verifiable at this point",
+    "flat": "the cost did not change at all when {where} moved, at any step tried, while the "
+    "analytic gradient says it should: it is rounded more coarsely than these steps show",
     "noise": "the cost's measured noise ({sigma:.2g}) leaves an error bar of {bar:.2g} on its "
     "difference {difference:.2g} even at the best steps tried, too wide to tell a right "
     "gradient from a wrong one",
@@ -201,6 +203,7 @@ _WHAT = {
     "nonfinite": "check at a point inside the cost's domain",
     "tie": "check at a point without ties, or pass grads=None (f returns the gradient too) so "
     "that gradcheck can recompute the gradient just off the kink",
+    "flat": "return the cost without rounding (no round(), float16 or integer steps in it)",
     "noise": "remove large constants from the loss, compute the cost in float64, or check at "
     "a point where the gradient is larger",
 }

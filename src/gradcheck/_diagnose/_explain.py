@@ -265,10 +265,11 @@ def findings_for(
         findings.append(_benign.noise(leaf.name, difference, error_bar, rows.refined_steps))
     ok = rows.measured()
     if (
-        ok.any()
-        and not np.isin(rows.status, UNRESOLVED).any()
-        and not np.any(rows.analytic[ok])
-        and not np.any(rows.numeric[ok])
+        ok.all()
+        and len(ok)
+        and not np.any(rows.analytic)
+        and not np.any(rows.numeric)
+        and judgement.reason != "zero"
     ):
         findings.append(_benign.unused(leaf.name))
     return findings

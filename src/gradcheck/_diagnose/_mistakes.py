@@ -87,7 +87,6 @@ class ParamData:
         """
         slack = CONFIDENCE * self.bars() * _amplification(fitted, self.numeric)
         slack = slack + _FACTOR_TOLERANCE * (np.abs(self.analytic) + np.abs(fitted))
-        slack = slack + _FACTOR_TOLERANCE * self.scale * 1e-3
         return bool(np.all(np.abs(self.analytic - fitted) <= slack))
 
     @property
@@ -144,7 +143,9 @@ def explain(data: ParamData, hints: Mapping[str, int]) -> Finding:
 
 
 def _mismatch(data: ParamData) -> float:
-    return float(np.linalg.norm(data.analytic - data.numeric))
+    gap = data.analytic - data.numeric
+    size = float(np.max(np.abs(gap), initial=0.0))
+    return size * float(np.linalg.norm(gap / size)) if size > 0 else 0.0  # no underflow
 
 
 def _zero(data: ParamData) -> Finding | None:
@@ -166,11 +167,14 @@ def _zero(data: ParamData) -> Finding | None:
 
 def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
     """Fit analytic = c * numeric; a single element only for a factor with a name."""
-    a, n = data.analytic, data.numeric
-    nn = float(n @ n)
-    if nn == 0:
+    size = float(np.max(np.abs(data.numeric), initial=0.0))
+    if not size > 0:
         return None
-    factor = float(a @ n) / nn
+    a, n = data.analytic / size, data.numeric / size  # no underflow for tiny gradients
+    factor = float(a @ n) / float(n @ n)
+    if abs(factor) < _FACTOR_TOLERANCE:
+        return None  # a factor 0 is a gradient that is not there: `_zero`, or within the bars
+    a, n = data.analytic, data.numeric
     named, cause = name_factor(abs(factor), hints)
     if len(a) < _MIN_ELEMENTS and not (_is_named(factor, hints)):
         return None  # one element fits any factor: only a recognizable one says something
@@ -441,7 +445,9 @@ def name_factor(factor: float, hints: Mapping[str, int]) -> tuple[str, str]:
         return f"1/{inverse} of", _INVERSE_CAUSES.get(
             inverse, f"divided by {inverse} once too often (a mean taken twice?)"
         )
-    return f"{factor:.4g} times", f"a constant factor {factor:.4g} on the whole gradient"
+    digits = 4 if abs(factor - 1) >= 0.01 else 6  # never "1 times"
+    return (f"{factor:.{digits}g} times",
+            f"a constant factor {factor:.{digits}g} on the whole gradient")  # fmt: skip
 
 
 _INTEGER_CAUSES = {

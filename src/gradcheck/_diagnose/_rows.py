@@ -42,10 +42,14 @@ class Status(enum.IntEnum):
     TIE = 4
     """At a kink, the analytic value lies outside the one-sided slopes: possibly a tie broken
     the other way (right at a nearby point), not verifiable here."""
+    FLAT = 5
+    """The coordinate moved but the cost did not change at all, while the analytic gradient
+    says it should: a cost rounded more coarsely than the step can show."""
 
 
-UNRESOLVED = (Status.NO_STEP, Status.NONFINITE, Status.TIE)
-_REASONS = {Status.NO_STEP: "no_step", Status.NONFINITE: "nonfinite", Status.TIE: "tie"}
+UNRESOLVED = (Status.NO_STEP, Status.NONFINITE, Status.TIE, Status.FLAT)
+_REASONS = {Status.NO_STEP: "no_step", Status.NONFINITE: "nonfinite", Status.TIE: "tie",
+            Status.FLAT: "flat"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +203,8 @@ class Rows:
                          step=float(reading.kink_step[position]))
                 )  # fmt: skip
                 continue
+            if reading.flat[position] and self.status[r] == Status.FLAT:
+                continue  # the cost moved at none of these steps either: still no evidence
             chosen = _speaking(reading, position, tolerance)
             if chosen is None:
                 continue  # nothing usable on the ladder: keep what the row had

@@ -94,13 +94,17 @@ def _gather(ctx: Context, rows: Rows) -> Outcome:
     verdict = _judge(ctx, rows)
     if verdict.settled:
         return Outcome(judgement=verdict, evaluations=0)
-    picked = _pick(ctx, rows, verdict.reason)
-    if len(picked):
+    for _ in range(2):  # the rows the verdict needs; then those its new reason needs
+        picked = _pick(ctx, rows, verdict.reason)
+        if not len(picked):
+            break
         # A difference beyond narrow error bars needs only a short ladder around the check's
         # own step to confirm a mistake (or find kinks); wide bars need the noise's step too.
         narrow = verdict.reason == "unconfirmed" and not rows.is_directional
         evaluations += _ladder(ctx, rows, picked, narrow=narrow)
         verdict = _judge(ctx, rows)
+        if verdict.settled:
+            break
     if not verdict.settled and ctx.recompute is not None and not rows.is_directional:
         evaluations += _off_kink(ctx, rows)
         verdict = _judge(ctx, rows)
@@ -139,7 +143,7 @@ def _judge(ctx: Context, rows: Rows, *, final: bool = False) -> Judgement:
 
 def _needing(ctx: Context, rows: Rows, reason: str | None) -> NDArray[np.bool_]:
     """Rows whose evidence the verdict still lacks: unresolved, off, or too imprecise."""
-    unresolved = np.isin(rows.status, (Status.NO_STEP, Status.NONFINITE))
+    unresolved = np.isin(rows.status, (Status.NO_STEP, Status.NONFINITE, Status.FLAT))
     needing = unresolved | rows.off(ctx.thresholds[1])
     if reason == "noise":
         ok = rows.measured()
@@ -205,13 +209,23 @@ def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp], *, narrow: bool 
         optimal = np.maximum(_optimal(ctx, rows, scale), _optimal(ctx, rows, reach))
         lo = np.minimum(h / 16, _optimal(ctx, rows, scale) / RATIO)
         hi = np.minimum(np.maximum(h * 16, optimal * RATIO), cap)
+    # Where the cost was not finite, the point is near the edge of its domain (sqrt or log of
+    # a value near 0): smaller steps, down to a fraction of the coordinate's own value.
+    # Where the cost did not move at all, up to where it must (a coarsely rounded cost).
+    flat = rows.status[picked] == Status.FLAT
+    if not ctx.pinned:
+        lo = np.where(flat, np.maximum(h, floor), lo)
+        hi = np.where(flat, cap, hi)
     nonfinite = rows.status[picked] == Status.NONFINITE
-    lo = np.where(nonfinite, h / RATIO**_DOMAIN_STEPS, lo)
+    real = np.abs(x.real if np.iscomplexobj(x) else x).astype(np.float64)
+    deep = np.minimum(h / RATIO**_DOMAIN_STEPS, np.maximum(real, floor) / 16)
+    lo = np.where(nonfinite, deep, lo)
     hi = np.where(nonfinite, h, hi)
     if not ctx.pinned:
         lo = np.maximum(lo, floor)
     hi = np.maximum(hi, lo * RATIO**2)
-    steps = _geometric(lo, hi, None if ctx.pinned else optimal)
+    around = np.where(nonfinite | flat, np.sqrt(lo * hi), optimal)
+    steps = _geometric(lo, hi, None if ctx.pinned else around)
     trusted = np.maximum(MAX_RELATIVE * scale, h)
     return _read_coordinates(ctx, rows, picked, steps, base, laddered=True, trusted=trusted)
 

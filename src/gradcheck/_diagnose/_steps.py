@@ -65,6 +65,8 @@ class Reading:
     """The best estimate from steps within the parameter's own scale (nan / inf: none)."""
     one_sided: NDArray[np.bool_]
     """The estimate is one-sided: the cost is not finite on the other side of x."""
+    flat: NDArray[np.bool_]
+    """The cost came back bit for bit the same at every usable step and at x."""
     kink: NDArray[np.bool_]
     """The one-sided slopes differ by a jump that stays put as the step shrinks."""
     left: NDArray[np.float64]
@@ -112,7 +114,7 @@ def read(
     analytic = np.broadcast_to(analytic, (k, count))
     new = distinct(up, down)
     both = new & np.isfinite(plus) & np.isfinite(minus)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         central = (plus - minus) / (up + down)
         errors = np.where(both, np.abs(central - analytic), np.nan)
         rows_sigma = _row_noise(central, up + down, both, sigma)
@@ -123,7 +125,10 @@ def read(
             "trusted_step")}  # fmt: skip
     out["uncertainty"][:] = np.inf
     out["trusted_uncertainty"][:] = np.inf
-    flags = {name: np.zeros(k, dtype=bool) for name in ("one_sided", "kink", "within")}
+    flags = {name: np.zeros(k, dtype=bool) for name in ("one_sided", "kink", "within", "flat")}
+    with np.errstate(invalid="ignore"):
+        unmoved = (plus == base) & (minus == base)
+    flags["flat"][:] = np.all(unmoved | ~both, axis=1) & both.any(axis=1)
     steps = (up + down) / 2
     for r in range(k):
         columns = np.flatnonzero(both[r])
@@ -181,6 +186,14 @@ def _row_noise(
             first, second = columns[0], columns[1]
             gap = abs(float(central[r, first] - central[r, second]))
             out[r] = max(sigma, gap * float(span[r, first]) / math.sqrt(2))
+        # Where the cost did not move at all (plus, minus and base identical) its resolution
+        # is coarser than the change the slope seen at larger steps predicts across that span.
+        moved = np.abs(central[r, columns]) > 0
+        if moved.any() and not moved.all():
+            still = columns[~moved]
+            widest = float(span[r, still].max())
+            slope = float(np.median(np.abs(central[r, columns[moved]])))
+            out[r] = max(out[r], slope * widest / math.sqrt(12))
     return out
 
 
@@ -218,9 +231,11 @@ def _best(
     richardson_noise = np.hypot(ratio * noise[:-1], noise[1:]) / (ratio - 1)
     richardson_analytic = (ratio * analytic[:-1] - analytic[1:]) / (ratio - 1)
     found: list[tuple[float, float, float, float, float]] = []
+    # Central differences err like s**2 and their extrapolations like s**4; one-sided ones
+    # like s and s**2.
     for family, family_noise, predicted, where, reach, rate in (
-        (values, noise, analytic, steps, steps, order + 1),
-        (richardson, richardson_noise, richardson_analytic, steps[:-1], steps[1:], order + 2),
+        (values, noise, analytic, steps, steps, order),
+        (richardson, richardson_noise, richardson_analytic, steps[:-1], steps[1:], 2 * order),
     ):
         if len(family) < 2:
             continue
@@ -308,14 +323,14 @@ def _kink(
     """
     if len(plus) < 3:
         return None
-    right = (plus - base) / up
-    left = (base - minus) / down
-    jump = right - left
-    jump_noise = sigma * np.sqrt(1 / up**2 + 1 / down**2 + (1 / up + 1 / down) ** 2)
-    signal = np.abs(jump) > SIGNAL * jump_noise
-    steps = (up + down) / 2
-    leverage = steps[1:] / steps[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        right = (plus - base) / up
+        left = (base - minus) / down
+        jump = right - left
+        jump_noise = sigma * np.sqrt(1 / up**2 + 1 / down**2 + (1 / up + 1 / down) ** 2)
+        signal = np.abs(jump) > SIGNAL * jump_noise  # an infinite noise shows no signal
+        steps = (up + down) / 2
+        leverage = steps[1:] / steps[:-1]
         change = np.abs(jump[1:] / jump[:-1])
     steady = (
         signal[:-1]

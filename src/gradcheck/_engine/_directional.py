@@ -92,6 +92,8 @@ class Direction:
     """Some component moved: the direction yields evidence."""
     nonfinite: bool
     """The cost was nan or inf at one of the two points."""
+    flat: bool = False
+    """The cost came back bit for bit the same at both points and the base point."""
 
 
 def project(
@@ -136,6 +138,7 @@ def project(
                 numeric=(plus - minus) / 2 if usable and finite else math.nan,
                 noise=sigma * math.sqrt(2) / 2, scale=scale, usable=usable,
                 nonfinite=usable and not finite,
+                flat=usable and plus == minus == float(np.real(problem.base_value)),
             )
         )  # fmt: skip
     return out

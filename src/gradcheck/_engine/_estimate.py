@@ -57,6 +57,8 @@ class Estimates:
     """Every stencil point moved the coordinate (no step rounded away)."""
     nonfinite: NDArray[np.bool_]
     """The cost was nan or inf at one of the coordinate's stencil points."""
+    flat: NDArray[np.bool_]
+    """The cost came back bit for bit the same at every stencil point and the base point."""
     evaluations: int
 
 
@@ -96,9 +98,9 @@ def estimate(
             part["indices"] = local + leaf.offset
             parts.append(part)
             evaluations += len(local) * scheme.evaluations_per_coordinate
-    fields = ("indices", "values", "steps", "noise", "truncation", "usable", "nonfinite")
+    fields = ("indices", "values", "steps", "noise", "truncation", "usable", "nonfinite", "flat")
     empty = {"indices": np.empty(0, np.intp), "usable": np.empty(0, bool),
-             "nonfinite": np.empty(0, bool)}  # fmt: skip
+             "nonfinite": np.empty(0, bool), "flat": np.empty(0, bool)}  # fmt: skip
     joined = {
         name: np.concatenate([p[name] for p in parts]) if parts else empty.get(name, np.empty(0))
         for name in fields
@@ -127,6 +129,7 @@ def _estimate_leaf(
         raise failure_error(failure, leaf, local, shift) from failure.__cause__
     usable = np.all(displacements != 0, axis=1)
     nonfinite = ~np.isfinite(values).all(axis=1)
+    flat = np.all(values == problem.base_value, axis=1) & usable
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         numeric = scheme.combine(values, problem.base_value, displacements)
         noise = scheme.noise(displacements, sigma)
@@ -144,6 +147,7 @@ def _estimate_leaf(
         "truncation": truncation,
         "usable": usable,
         "nonfinite": nonfinite & usable,
+        "flat": flat,
     }
 
 

@@ -36,6 +36,10 @@ POINTS = 9
 TRIES = 6
 """Spacings tried per coordinate: 64 times the last where the cost did not move, a sixteenth
 where its smooth part dominated."""
+MARGIN = 2.0
+"""The noise used for error bars is this many times ECnoise's estimate: nine points pin a
+standard deviation down only to within a factor of about two, and another coordinate or
+direction can round a little worse than the one measured."""
 LEAVES = 8
 """Arrays measured, largest first, one coordinate each; the others get the largest noise."""
 _AGREE = 4.0
@@ -107,6 +111,8 @@ class _Tally:
     def read(self, table: list[float], base_value: float) -> int:
         """Take one table of values (base in the middle); return ECnoise's inform code."""
         self.evaluations += len(table) - 1
+        if (step := quantum(np.array(table))) > 0:
+            self.quanta.append(step / math.sqrt(12))
         self.floor = max(self.floor, 0.5 * float(np.spacing(max(abs(v) for v in table))))
         sigma, inform = ecnoise(np.array(table))
         if inform == 2:  # the cost moved in whole quanta: it rounds at least that coarsely
@@ -122,7 +128,7 @@ class _Tally:
     def noise(self, fallback: float) -> Noise:
         floor = max([self.floor, *self.quanta])
         if self.estimates:
-            sigma, measured = max(max(self.estimates), floor), True
+            sigma, measured = max(MARGIN * max(self.estimates), floor), True
         elif self.bounds:
             sigma, measured = max(min(self.bounds), floor), False
         else:
@@ -149,11 +155,21 @@ def _sweep(
         base_value: the cost at x.
         target: the first spacing to try.
     """
+    flat: float | None = None  # the last spacing at which the cost did not move at all
     for attempt in range(TRIES):
         values = values_at(target)
         if values is None:
             return
         table = [*values[: POINTS // 2], base_value, *values[POINTS // 2 :]]
+        moves = np.abs(np.diff(table))
+        if not moves.any():
+            flat = target
+        elif flat is not None:
+            # At the spacing `flat` the cost did not move across all nine points; here each
+            # point moves it by `per_point`: its quantum is more than eight `flat` points' worth.
+            per_point = float(np.median(moves))
+            tally.quanta.append(8 * per_point * flat / target / math.sqrt(12))
+            flat = None
         inform = tally.read(table, base_value)
         if inform == 1 or (inform == 3 and tally.bounds and tally.bounds[-1] == 0):
             return  # found, or computed exactly at this spacing: no noise to find
@@ -161,6 +177,36 @@ def _sweep(
         target = target * 64 if inform == 2 else target / 16
         if attempt == TRIES - 1 and inform == 2:
             tally.bounds.append(tally.floor)
+
+
+def quantum(table: NDArray[np.float64]) -> float:
+    """The quantum one table of cost values moves in, if it shows one; else 0.
+
+    A cost rounded to 1e-3, or computed in float32 and returned as a Python float, moves in
+    whole quanta: the gaps between its values are different whole multiples of one quantum
+    (their approximate greatest common divisor). Its rounding is noise of about
+    ``quantum / sqrt(12)``, however regular the table looks otherwise (a table that moves by
+    exactly four quanta per point has no noise in its differences at all). A table whose
+    gaps are all equal shows nothing either way (a linear cost looks like that too), and a
+    smooth cost's gaps have no common divisor above its rounding.
+    """
+    values = np.sort(np.asarray(table, dtype=np.float64))
+    gaps = np.diff(values)
+    gaps = gaps[gaps > 0]
+    if len(gaps) < 2:
+        return 0.0
+    tolerance = 8 * float(np.spacing(np.abs(values).max()))
+    if float(gaps.max() - gaps.min()) <= 100 * tolerance:
+        return 0.0  # all gaps alike (up to round-off): no evidence
+    divisor = float(gaps[0])
+    for gap in gaps[1:].tolist():
+        a, b = max(divisor, gap), min(divisor, gap)
+        while b > tolerance:
+            a, b = b, math.fmod(a, b)
+            if a - b <= tolerance:
+                b = 0.0
+        divisor = a
+    return float(divisor) if divisor > 2 * tolerance else 0.0
 
 
 def measure(
@@ -285,7 +331,7 @@ def _exact_line(
         count = np.clip(np.abs(wanted) / unit, 1.0, 2.0**52).astype(np.int64) | 1
     step = np.sign(wanted) * count * unit
     ok = np.ones(len(x), dtype=bool)
-    for i in (-(POINTS // 2), POINTS // 2):
+    for i in range(-(POINTS // 2), POINTS // 2 + 1):
         _, moved = shift(values, i * step)
         ok &= moved == i * step
     return values, np.where(ok, step, 0.0)

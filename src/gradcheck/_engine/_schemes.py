@@ -65,9 +65,10 @@ class Scheme:
         """Round-off error bar [k] of each derivative, for cost noise ``sigma``."""
         if self.complex_step:  # no subtraction: only the rounding of the result
             return np.zeros(len(displacements))
-        w = self.weights(displacements)
-        bars: NDArray[np.float64] = sigma * np.sqrt(np.sum(w**2, axis=1))
-        return bars
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            w = self.weights(displacements)
+            bars: NDArray[np.float64] = sigma * np.sqrt(np.sum(w**2, axis=1))
+        return np.where(np.isnan(bars), np.inf, bars)  # a step too tiny to divide by
 
     def step(self, displacements: NDArray[np.float64]) -> NDArray[np.float64]:
         """The representative step [k] of each estimate (half the central span, or |c h|)."""

@@ -21,6 +21,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,10 +120,15 @@ def scale_of(values: NDArray[Any]) -> NDArray[np.float64]:
     happens to be 0 is perturbed like its neighbours; an array of zeros (a fresh bias
     vector) has no magnitude of its own and gets the textbook's unit scale.
     """
-    magnitude = np.abs(np.asarray(values, dtype=np.float64))
-    rms = float(np.sqrt(np.mean(magnitude**2))) if magnitude.size else 0.0
-    if not rms > 0:
+    values = np.asarray(values)
+    magnitude = np.abs(values.astype(np.float64))
+    # Subnormal values are zeros that did not quite round to 0: they carry no scale.
+    tiny = float(np.finfo(values.dtype).tiny) if values.dtype.kind == "f" else 0.0
+    magnitude = np.where(magnitude < tiny, 0.0, magnitude)
+    largest = float(magnitude.max()) if magnitude.size else 0.0
+    if not largest > 0 or not math.isfinite(largest):
         return np.ones(magnitude.shape)
+    rms = largest * float(np.sqrt(np.mean((magnitude / largest) ** 2)))  # no under/overflow
     return np.maximum(magnitude, rms)
 
 
@@ -134,7 +140,9 @@ def auto_factor(noise: float, order: int) -> float:
             (``sigma / (|gradient| * scale)``); at least float64's epsilon.
         order: the scheme's order p.
     """
-    return float(max(noise, FLOAT64_EPS) ** (1.0 / (order + 1)))
+    if not math.isfinite(noise):
+        noise = 1.0  # no noise level known: the largest step the rule allows
+    return float(min(max(noise, FLOAT64_EPS), 1.0) ** (1.0 / (order + 1)))
 
 
 def initial_steps(
