@@ -287,10 +287,22 @@ def test_empty_array_has_empty_scale():
     assert scale_of(np.empty(0)).shape == (0,)
 
 
-@pytest.mark.parametrize("value", [1e-200, 1e200])
-def test_the_scale_of_extreme_magnitudes_is_their_magnitude(value):
+def test_the_scale_of_huge_magnitudes_is_their_magnitude():
     with np.errstate(over="ignore"):
-        assert scale_of(np.array([value, -value]))[0] == value
+        assert scale_of(np.array([1e200, -1e200]))[0] == 1e200
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"), [(F64, 1e-200), (F64, 1e-17), (F64, 1e-310), (F32, 1e-8), (F16, 1e-4)]
+)
+def test_an_array_below_its_epsilon_is_zero_and_gets_unit_scale(dtype, value):
+    scale = scale_of(np.array([value, -value, 0.0], dtype=dtype))
+    assert (scale == 1.0).all()
+
+
+def test_a_tiny_element_next_to_normal_ones_gets_the_arrays_rms():
+    scale = scale_of(np.array([1e-200, 3.0, -4.0]))
+    assert scale[0] == pytest.approx(np.sqrt(25 / 3))
 
 
 # --- auto_factor -----------------------------------------------------------------------

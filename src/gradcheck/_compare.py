@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ._norms import stable_norm
+
 DEFAULT_THRESHOLDS = (1e-7, 1e-5, 1e-3)
 DEFAULT_WORST = 5
 CONFIDENCE = 3.0
@@ -215,18 +217,18 @@ class ParamReport:
 
 def normalized_difference(numeric: NDArray[np.float64], analytic: NDArray[np.float64]) -> float:
     """Return ``||numeric - analytic|| / (||numeric|| + ||analytic||)``, 0 when both are zero."""
-    denominator = float(np.linalg.norm(numeric) + np.linalg.norm(analytic))
+    denominator = float(stable_norm(numeric) + stable_norm(analytic))
     if denominator == 0.0:
         return 0.0
-    return float(np.linalg.norm(numeric - analytic)) / denominator
+    return float(stable_norm(numeric - analytic)) / denominator
 
 
 def relative_error_bar(
     error: NDArray[np.float64], numeric: NDArray[np.float64], analytic: NDArray[np.float64]
 ) -> float:
     """The normalized difference that errors of size ``error`` alone would produce."""
-    denominator = float(np.linalg.norm(numeric) + np.linalg.norm(analytic))
-    norm = float(np.linalg.norm(error))
+    denominator = float(stable_norm(numeric) + stable_norm(analytic))
+    norm = float(stable_norm(error))
     if denominator == 0.0:
         return 0.0 if norm == 0.0 else math.inf
     return norm / denominator

@@ -45,6 +45,7 @@ from ._diagnose import (
 from ._engine import (
     BatchedExecutor,
     DirectionFailedError,
+    Estimates,
     Executor,
     PoolExecutor,
     Problem,
@@ -60,6 +61,7 @@ from ._engine import (
 from ._engine._step import describe, initial_steps, scale_of
 from ._errors import CostFunctionError, GradcheckWarning
 from ._evaluation import executor_for
+from ._norms import stable_norm
 from ._options import Options
 from ._progress import ProgressBar
 from ._report import Report, Settings
@@ -116,6 +118,8 @@ class _Plan:
     """The cost's noise relative to its variation (the largest over the leaves)."""
     direction_sigma: float
     """The noise along a random direction (directional modes; else the coordinates')."""
+    noise_measured: bool
+    """Whether the noise was measured (or seen in whole quanta), not only bounded."""
     settings: Settings
     evaluations: int
 
@@ -155,7 +159,7 @@ def run(subject: Subject, options: Options, started: float) -> Report:
     if options.mode in ("directional", "bisect"):
         checked, bulk, follow_up, settings = _directional(subject, options, plan)
     else:
-        checked, bulk, follow_up, executor_name = _coordinates(subject, options, plan)
+        checked, bulk, follow_up, executor_name, plan = _coordinates(subject, options, plan)
         settings = replace(plan.settings, executor=executor_name)
     last = float(np.real(to_scalar(subject.evaluate(subject.params))))
     spent = {"base": 3 + (1 if scheme.complex_step else 0), "noise": plan.evaluations,
@@ -173,6 +177,8 @@ def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
     problem = _problem(subject, complex_step=options.scheme.complex_step)
     leaves = problem.flat.leaves
     scales = [scale_of(np.asarray(leaf.array).real.reshape(-1)) for leaf in leaves]
+    # Seeded coordinates, not the largest analytic ones: those are often a max-pool's maxima,
+    # where a tie puts a kink in the table that ECnoise would read as noise.
     noise = measure(leaves, problem.cost, subject.base_value, scales, options.seed)
     along = noise
     if options.mode in ("directional", "bisect"):
@@ -196,7 +202,7 @@ def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
     step = _describe(options, described)
     sigmas = noise.per_leaf or (noise.sigma,) * len(leaves)
     return _Plan(problem=problem, sigma=noise.sigma, sigmas=sigmas, scales=scales, steps=steps,
-                 raised=raised,
+                 raised=raised, noise_measured=noise.measured,
                  relative=max(relatives, default=0.0), settings=replace(settings, step=step),
                  direction_sigma=max(along.sigma, noise.sigma),
                  evaluations=noise.evaluations + (along.evaluations if along is not noise
@@ -248,7 +254,8 @@ def _context(subject: Subject, options: Options, plan: _Plan,
                    direction_sigma=plan.direction_sigma,
                    thresholds=options.thresholds, pinned=_pinned(options) is not None,
                    scales=plan.scales, recompute=recompute, seed=options.seed,
-                   gradient_scale=_rms(subject.analytic))  # fmt: skip
+                   gradient_scale=_rms(subject.analytic),
+                   noise_measured=plan.noise_measured)  # fmt: skip
 
 
 def _rms(values: NDArray[np.float64]) -> float:
@@ -263,7 +270,7 @@ def _pinned(options: Options) -> float | None:
 
 def _coordinates(
     subject: Subject, options: Options, plan: _Plan
-) -> tuple[list[_Checked], int, int, str]:
+) -> tuple[list[_Checked], int, int, str, _Plan]:
     """Full and sample mode: every chosen coordinate, then settle each parameter.
 
     Returns the settled parameters, the evaluations of the bulk pass and of the follow-ups,
@@ -273,7 +280,10 @@ def _coordinates(
     chosen = select_coordinates(problem.flat, options.mode, options.samples, options.seed)
     steps = [h[local] for h, local in zip(plan.steps, chosen, strict=True)]
     planned = sum(len(c) for c in chosen) * options.scheme.evaluations_per_coordinate
-    resolution = max(float(np.finfo(np.float64).eps), plan.relative)
+    # A batched cost may round differently from the plain one, by about the cost's own noise
+    # relative to its value (not to its variation: a wrong term of size h must still show).
+    level = max(1.0, abs(float(np.real(problem.base_value))))
+    resolution = max(float(np.finfo(np.float64).eps), plan.sigma / level)
     with (
         ProgressBar(planned, "gradcheck", enabled=options.progress) as progress,
         executor_for(
@@ -281,6 +291,8 @@ def _coordinates(
         ) as executor,  # fmt: skip
     ):
         estimates = estimate(problem, options.scheme, chosen, steps, plan.sigmas, executor)
+        if not plan.noise_measured:
+            plan, estimates = _remeasure(subject, options, plan, estimates)
         context = _context(subject, options, plan, executor)
         checked, follow_up = [], 0
         for leaf_index, leaf in enumerate(problem.flat.leaves):
@@ -312,7 +324,38 @@ def _coordinates(
         name = "batched (B=" + "/".join(map(str, sizes)) + ")"
     elif isinstance(executor, PoolExecutor):
         name = f"{executor.workers} workers"
-    return checked, estimates.evaluations, follow_up, name
+    return checked, estimates.evaluations, follow_up, name, plan
+
+
+def _remeasure(
+    subject: Subject, options: Options, plan: _Plan, estimates: Estimates
+) -> tuple[_Plan, Estimates]:
+    """Measure the noise again along coordinates the estimates saw move the cost.
+
+    The first measurement may have picked only coordinates the cost does not depend on at
+    this point (a max-pool's inputs other than the maximum); then its noise is a bound, and
+    a coordinate whose cost never moves says nothing. The bulk estimate shows which move it.
+    """
+    leaves = plan.problem.flat.leaves
+    moved = np.where(np.isfinite(estimates.values), np.abs(estimates.values), 0.0)
+    prefer = []
+    for leaf in leaves:
+        magnitudes = np.zeros(leaf.size)
+        inside = (estimates.indices >= leaf.offset) & (estimates.indices < leaf.offset + leaf.size)
+        magnitudes[estimates.indices[inside] - leaf.offset] = moved[inside]
+        prefer.append(magnitudes)
+    if not any(p.max(initial=0.0) > 0 for p in prefer):
+        return plan, estimates
+    noise = measure(leaves, plan.problem.cost, subject.base_value, plan.scales,
+                    options.seed + 1, prefer)  # fmt: skip
+    evaluations = plan.evaluations + noise.evaluations
+    if not noise.measured or not plan.sigma > 0:
+        return replace(plan, evaluations=evaluations), estimates
+    # Error bars are proportional to the noise: rescale the bulk estimate's.
+    ratio = noise.sigma / plan.sigma
+    plan = replace(plan, sigma=noise.sigma, sigmas=noise.per_leaf, noise_measured=True,
+                   direction_sigma=noise.sigma, evaluations=evaluations)  # fmt: skip
+    return plan, replace(estimates, noise=estimates.noise * ratio)
 
 
 def _directional(
@@ -377,8 +420,10 @@ def _directions(
 def _status(
     usable: NDArray[np.bool_], nonfinite: NDArray[np.bool_], flat: NDArray[np.bool_]
 ) -> NDArray[np.int8]:
-    """Each estimate's status: no step moved it, the cost was not finite, the cost did not move
-    where the analytic gradient says it should have, or measured.
+    """Each estimate's status.
+
+    No step moved it, the cost was not finite, the cost did not move where the analytic
+    gradient says it should have, or measured.
     """
     status = np.where(nonfinite, Status.NONFINITE, np.where(flat, Status.FLAT, Status.MEASURED))
     return np.where(usable, status, Status.NO_STEP).astype(np.int8)
@@ -471,7 +516,7 @@ def _bisect(subject: Subject, options: Options, plan: _Plan, context: Context,
     bisection = bisect(leaf.size, measure_range, fails, check_range)
     elements = _concatenate(leaf, leaf_index, found)
     if len(elements.local):
-        spent += settle(replace(context, pinned=True), elements).evaluations
+        spent += settle(context, elements).evaluations
     rows = entry.rows
     difference, error_bar = rows.difference()
     confirmed = bool(rows.confirmed.any() or elements.confirmed.any())
@@ -611,7 +656,7 @@ def _ruins_check(subject: Subject, options: Options, second: float) -> bool:
     pinned = _pinned(options)
     step = 1e-7 if pinned is None else pinned
     induced = math.sqrt(subject.flat.size) * gap / (2 * step)
-    norm = float(np.linalg.norm(subject.analytic[np.isfinite(subject.analytic)]))
+    norm = float(stable_norm(subject.analytic[np.isfinite(subject.analytic)]))
     return induced >= options.thresholds[0] * norm
 
 

@@ -309,8 +309,25 @@ def raised_steps(count: int, eps: float | None) -> Finding:
     )
 
 
-def negligible(name: str, bar: float) -> Finding:
-    """The gradient is zero to within round-off that is negligible for the whole check."""
+def negligible(name: str, bar: float, *, measured: int = 0, at_kinks: int = 0) -> Finding:
+    """The gradient is zero to within round-off that is negligible for the whole check.
+
+    Where other elements sat on kinks (verified as subgradients) the parameter is not unused:
+    only the elements measured by value have a zero gradient there.
+    """
+    if at_kinks:
+        what = "element" if measured == 1 else "elements"
+        return Finding(
+            kind="noise",
+            param=name,
+            message=(
+                f"The {measured} {what} of {name} checked by value have a zero gradient to "
+                f"within round-off (both sides below the error bar {bar:.2g}, negligible next "
+                f"to the check's other gradients), and the analytic gradient agrees; the other "
+                f"{at_kinks} sit on kinks, where the analytic values are valid subgradients."
+            ),
+            detail={"error_bar": bar, "measured": measured, "at_kinks": at_kinks},
+        )
     return Finding(
         kind="unused",
         param=name,

@@ -22,6 +22,7 @@ from .._compare import (
     normalized_difference,
     overall,
 )
+from .._norms import stable_norm
 from .._tree import FlatParams
 from . import _benign
 from ._directional import explain_directions
@@ -163,7 +164,7 @@ def param_report(
         part = rows.leaf_analytic if rows.leaf_analytic is not None else np.zeros(0)
         rms = float(np.sqrt(np.mean(rows.numeric[ok] ** 2))) if ok.any() else 0.0
         report = replace(report, checked=leaf.size, directions=len(rows.directions),
-                         norm_analytic=float(np.linalg.norm(part)), norm_numeric=rms)  # fmt: skip
+                         norm_analytic=float(stable_norm(part)), norm_numeric=rms)  # fmt: skip
     return report
 
 
@@ -195,8 +196,8 @@ def _element_fields(report: ParamReport, rows: Rows, worst: int, tolerance: floa
         report,
         worst=listed,
         mismatches=int(np.count_nonzero(rows.off(tolerance))),
-        norm_analytic=float(np.linalg.norm(a[ok])),
-        norm_numeric=float(np.linalg.norm(n[ok])),
+        norm_analytic=float(stable_norm(a[ok])),
+        norm_numeric=float(stable_norm(n[ok])),
         elements=elements,
     )
 
@@ -260,7 +261,9 @@ def findings_for(
         findings.append(_benign.domain_edge(leaf, rows.local[edge].tolist()))
     if judgement.reason == "zero":
         ok = rows.measured()
-        findings.append(_benign.negligible(leaf.name, float(np.linalg.norm(rows.error[ok]))))
+        at_kinks = int(np.count_nonzero(rows.status == Status.SUBGRADIENT))
+        findings.append(_benign.negligible(leaf.name, float(stable_norm(rows.error[ok])),
+                                           measured=int(ok.sum()), at_kinks=at_kinks))  # fmt: skip
     elif verdict.passes and (difference >= c.thresholds[1] or refined):
         findings.append(_benign.noise(leaf.name, difference, error_bar, rows.refined_steps))
     ok = rows.measured()

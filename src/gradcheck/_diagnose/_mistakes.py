@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._compare import CONFIDENCE
+from .._norms import stable_norm
 from .._tree import spell
 from ._finding import Finding
 
@@ -50,7 +51,7 @@ def _amplification(
 
 def _collinear(a: NDArray[np.float64], b: NDArray[np.float64]) -> bool:
     """Whether two vectors are proportional (a least-squares fit on both is degenerate)."""
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    norms = float(stable_norm(a) * stable_norm(b))
     return norms == 0 or abs(float(a @ b)) / norms > _COLLINEAR
 
 
@@ -145,13 +146,13 @@ def explain(data: ParamData, hints: Mapping[str, int]) -> Finding:
 def _mismatch(data: ParamData) -> float:
     gap = data.analytic - data.numeric
     size = float(np.max(np.abs(gap), initial=0.0))
-    return size * float(np.linalg.norm(gap / size)) if size > 0 else 0.0  # no underflow
+    return size * float(stable_norm(gap / size)) if size > 0 else 0.0  # no underflow
 
 
 def _zero(data: ParamData) -> Finding | None:
-    numeric_norm = float(np.linalg.norm(data.numeric))
-    bars = float(np.linalg.norm(data.bars()))
-    if numeric_norm <= CONFIDENCE * bars or np.linalg.norm(data.analytic) > 1e-12 * numeric_norm:
+    numeric_norm = float(stable_norm(data.numeric))
+    bars = float(stable_norm(data.bars()))
+    if numeric_norm <= CONFIDENCE * bars or stable_norm(data.analytic) > 1e-12 * numeric_norm:
         return None
     return Finding(
         kind="zero",
@@ -180,7 +181,7 @@ def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
         return None  # one element fits any factor: only a recognizable one says something
     if not data.fits(factor * n):
         return None
-    residual = float(np.linalg.norm(a - factor * n))
+    residual = float(stable_norm(a - factor * n))
     detail: dict[str, Any] = {"factor": factor, "explained": 1 - (residual / _mismatch(data)) ** 2}
     also = _l2_alternative(data, factor)
     if also:
@@ -253,7 +254,7 @@ def _l2_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
     mu = float(gap @ data.theta) / theta_norm2
     if not data.fits(data.numeric + mu * data.theta):
         return None
-    residual = float(np.linalg.norm(gap - mu * data.theta))
+    residual = float(stable_norm(gap - mu * data.theta))
     strength = abs(mu)
     detail = {"lambda": strength, "coefficient": mu}
     if mu < 0:
@@ -289,7 +290,7 @@ def _scaled_data_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
     l2 = float(mu / (1 - factor))  # a = c (n - l2 t) + l2 t
     if not l2 > 0 or not data.fits(basis @ np.array([factor, mu])):
         return None
-    residual = float(np.linalg.norm(a - basis @ np.array([factor, mu])))
+    residual = float(stable_norm(a - basis @ np.array([factor, mu])))
     named, cause = name_factor(abs(float(factor)), hints)
     flipped = " with the sign flipped" if factor < 0 else ""
     message = (
@@ -320,9 +321,9 @@ def _transpose(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
         gap = (analytic - swapped.reshape(data.shape)).reshape(-1)
         spread = (theta - np.transpose(theta, axes).reshape(data.shape)).reshape(-1)
         mu = float(gap @ spread) / float(spread @ spread) if np.any(spread) else 0.0
-        if abs(mu) * float(np.linalg.norm(spread)) < _NEGLIGIBLE * _mismatch(data):
+        if abs(mu) * float(stable_norm(spread)) < _NEGLIGIBLE * _mismatch(data):
             mu = 0.0  # no L2 term to speak of: fit the plain transpose
-        residual = float(np.linalg.norm(gap - mu * spread))
+        residual = float(stable_norm(gap - mu * spread))
         how = "laid out in the shape of the transpose and reshaped" if reshaped else "transposed"
         l2 = f" (its L2 part, {mu:.4g} * {data.name}, is right)" if mu else ""
         message = (

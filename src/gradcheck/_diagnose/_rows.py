@@ -23,6 +23,7 @@ from .._compare import (
     relative_error_bar,
 )
 from .._engine import Direction
+from .._norms import stable_norm
 from .._tree import Leaf
 from ._steps import Estimate, Reading
 
@@ -162,10 +163,10 @@ class Rows:
         if not ok.any() or not reference > 0:
             return False
         if self.directions is not None:  # a projection of a gradient of size G is G |D|
-            lengths = [float(np.linalg.norm(d.displacement)) for d in self.directions]
+            lengths = [float(stable_norm(d.displacement)) for d in self.directions]
             reference *= float(np.mean(np.asarray(lengths)[ok]))
-        bar = float(np.linalg.norm(self.error[ok]))
-        small = float(np.linalg.norm(self.analytic[ok])) <= CONFIDENCE * bar
+        bar = float(stable_norm(self.error[ok]))
+        small = float(stable_norm(self.analytic[ok])) <= CONFIDENCE * bar
         return small and CONFIDENCE * bar / math.sqrt(int(ok.sum())) <= tolerance * reference
 
     def off(self, tolerance: float) -> NDArray[np.bool_]:
@@ -186,11 +187,16 @@ class Rows:
             beyond = (gap > CONFIDENCE * self.error) & (gap >= allowed)
         return ok & beyond
 
-    def apply(self, rows: NDArray[np.intp], reading: Reading, tolerance: float) -> None:
+    def apply(
+        self, rows: NDArray[np.intp], reading: Reading, tolerance: float, *, flat_is_zero: bool
+    ) -> None:
         """Take a ladder's reading for some rows.
 
         Its estimate, which measured truncation too, replaces the row's; a ladder with no
-        usable step leaves the row as it was.
+        usable step leaves the row as it was. A cost that moved at none of the ladder's steps
+        is a measured 0 (within the noise over the largest step) when the cost's noise was
+        measured (``flat_is_zero``: a max-pool's other inputs); otherwise its resolution is
+        unknown (a coarsely rounded cost) and the row stays without evidence.
         """
         for position, r in enumerate(rows):
             self.laddered[r] = True
@@ -203,7 +209,7 @@ class Rows:
                          step=float(reading.kink_step[position]))
                 )  # fmt: skip
                 continue
-            if reading.flat[position] and self.status[r] == Status.FLAT:
+            if reading.flat[position] and self.status[r] == Status.FLAT and not flat_is_zero:
                 continue  # the cost moved at none of these steps either: still no evidence
             chosen = _speaking(reading, position, tolerance)
             if chosen is None:

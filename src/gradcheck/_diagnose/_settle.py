@@ -31,7 +31,8 @@ from numpy.typing import NDArray
 from .._compare import Judgement, judge
 from .._engine import Executor, Problem, coordinate_ladder, direction_ladder, flat_view
 from .._engine._perturb import Guard
-from .._engine._step import MAX_RELATIVE, MIN_ULPS, shift, ulp
+from .._engine._step import MAX_RELATIVE, MIN_ULPS, TEXTBOOK_EPS, shift, ulp
+from .._norms import stable_norm
 from ._rows import Rows, Status
 from ._steps import RATIO, read
 
@@ -68,6 +69,9 @@ class Context:
     seed: int
     gradient_scale: float
     """The typical analytic gradient element of the whole check (RMS), for what is negligible."""
+    noise_measured: bool = True
+    """The cost's noise was measured (ECnoise saw it), not only bounded: a cost that does not
+    move at any step is then a measured zero derivative."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +151,7 @@ def _needing(ctx: Context, rows: Rows, reason: str | None) -> NDArray[np.bool_]:
     needing = unresolved | rows.off(ctx.thresholds[1])
     if reason == "noise":
         ok = rows.measured()
-        total = float(np.linalg.norm(rows.numeric[ok]) + np.linalg.norm(rows.analytic[ok]))
+        total = float(stable_norm(rows.numeric[ok]) + stable_norm(rows.analytic[ok]))
         target = ctx.thresholds[2] / (4 * 3.0) * total / math.sqrt(max(int(ok.sum()), 1))
         needing |= ok & (rows.error > target)
     elif reason == "unconfirmed" and not needing.any():
@@ -226,7 +230,9 @@ def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp], *, narrow: bool 
     hi = np.maximum(hi, lo * RATIO**2)
     around = np.where(nonfinite | flat, np.sqrt(lo * hi), optimal)
     steps = _geometric(lo, hi, None if ctx.pinned else around)
-    trusted = np.maximum(MAX_RELATIVE * scale, h)
+    # A disagreement counts from steps within a tenth of the parameter's scale, and always
+    # from steps up to the textbook's 1e-7: what the textbook loop flags, gradcheck flags.
+    trusted = np.maximum(np.maximum(MAX_RELATIVE * scale, h), TEXTBOOK_EPS)
     return _read_coordinates(ctx, rows, picked, steps, base, laddered=True, trusted=trusted)
 
 
@@ -264,7 +270,7 @@ def _read_coordinates(
                                ctx.executor)  # fmt: skip
     reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic, base,
                    _sigma(ctx, rows), trusted)  # fmt: skip
-    rows.apply(picked, reading, ctx.thresholds[1])
+    rows.apply(picked, reading, ctx.thresholds[1], flat_is_zero=ctx.noise_measured)
     if not laddered:
         rows.laddered[picked] = False
     rows.refined_steps.extend(reading.step[np.isfinite(reading.step)].tolist())
@@ -283,8 +289,10 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     size = np.abs(direction.displacement)
     moving = size > 0
     # The multipliers at which a typical component moves by its reach, and by its own scale.
-    length = float(np.median(reach[moving] / size[moving])) if moving.any() else 1.0
-    own = float(np.median(scale[moving] / size[moving])) if moving.any() else 1.0
+    with np.errstate(over="ignore"):  # a subnormal displacement: an infinite length, capped
+        length = float(np.median(reach[moving] / size[moving])) if moving.any() else 1.0
+        own = float(np.median(scale[moving] / size[moving])) if moving.any() else 1.0
+    length, own = min(length, 1e300), min(own, 1e300)
     cap = MAX_RELATIVE * length / 4  # Gaussian components reach about 4 times their step
     optimal = 1.0
     if ctx.pinned:
@@ -299,10 +307,11 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     multipliers = _geometric(np.array([lo]), np.array([max(hi, lo * RATIO**2)]), around)[0].tolist()
     ladder = direction_ladder(ctx.problem, rows.leaf_index, lo_, hi_, direction.displacement,
                               multipliers, rows.leaf_analytic[lo_:hi_])  # fmt: skip
-    trusted = np.array([max(MAX_RELATIVE * own / 4, 1.0)])
+    typical = float(np.median(size[moving])) if moving.any() else 1.0
+    trusted = np.array([max(MAX_RELATIVE * own / 4, 1.0, TEXTBOOK_EPS / typical)])
     reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic, base,
                    ctx.direction_sigma, trusted)  # fmt: skip
-    rows.apply(np.array([r]), reading, ctx.thresholds[1])
+    rows.apply(np.array([r]), reading, ctx.thresholds[1], flat_is_zero=ctx.noise_measured)
     return ladder.evaluations
 
 
@@ -369,5 +378,5 @@ def _off_kink(ctx: Context, rows: Rows) -> int:
             rows.analytic[r] = analytic
             rows.status[r] = Status.MEASURED
             rows.off_kink[r] = True
-            rows.apply(np.array([r]), reading, ctx.thresholds[1])
+            rows.apply(np.array([r]), reading, ctx.thresholds[1], flat_is_zero=ctx.noise_measured)
     return evaluations

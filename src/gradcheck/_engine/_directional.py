@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from .._norms import stable_norm
 from ._estimate import Problem
 from ._probe import direction_ladder
 
@@ -123,7 +124,7 @@ def project(
     Raises:
         DirectionFailedError: the cost raised with a direction applied.
     """
-    scale = float(np.linalg.norm(analytic * steps))
+    scale = float(stable_norm(analytic * steps))
     out = []
     for _ in range(count):
         displacement = steps * rng.standard_normal(hi - lo)

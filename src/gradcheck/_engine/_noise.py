@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,15 @@ standard deviation down only to within a factor of about two, and another coordi
 direction can round a little worse than the one measured."""
 LEAVES = 8
 """Arrays measured, largest first, one coordinate each; the others get the largest noise."""
+COORDINATES = 3
+"""Coordinates tried per array while the cost does not move along them at all (a max-pool's
+inputs other than the maximum, a ReLU's dead units): such a line shows no noise."""
+CENTRED = tuple(i for i in range(-(POINTS // 2), POINTS // 2 + 1) if i != 0)
+"""The table's points other than x, in units of the spacing: x sits in the middle."""
+ONE_SIDED = tuple(range(1, POINTS))
+"""The points of a table that starts at x: for a kink at x (a max tie, ReLU at 0)."""
+KINK = 10.0
+"""A table is a kink at x when its second difference there exceeds all others this much."""
 _AGREE = 4.0
 """ECnoise: three consecutive noise levels within this factor of each other."""
 
@@ -56,7 +65,8 @@ class Noise:
     per_leaf: tuple[float, ...] = ()
     """The noise a coordinate of each array is taken to see (the largest measured)."""
     measured: bool
-    """ECnoise found the noise level; False: ``sigma`` is an upper bound or a fallback."""
+    """ECnoise found the noise level, or saw the cost move in whole quanta; False: ``sigma`` is
+    an upper bound or a fallback."""
     evaluations: int
 
 
@@ -107,10 +117,13 @@ class _Tally:
     floor: float
     """Half a unit in the last place of the cost's largest value: it is rounded at least once."""
     evaluations: int = 0
+    moved: bool = False
+    """Some table moved the cost at all."""
 
     def read(self, table: list[float], base_value: float) -> int:
         """Take one table of values (base in the middle); return ECnoise's inform code."""
         self.evaluations += len(table) - 1
+        self.moved = self.moved or any(value != base_value for value in table)
         if (step := quantum(np.array(table))) > 0:
             self.quanta.append(step / math.sqrt(12))
         self.floor = max(self.floor, 0.5 * float(np.spacing(max(abs(v) for v in table))))
@@ -129,10 +142,10 @@ class _Tally:
         floor = max([self.floor, *self.quanta])
         if self.estimates:
             sigma, measured = max(MARGIN * max(self.estimates), floor), True
-        elif self.bounds:
-            sigma, measured = max(min(self.bounds), floor), False
+        elif self.bounds:  # seen in whole quanta: the cost's resolution is known
+            sigma, measured = max(min(self.bounds), floor), bool(self.quanta)
         else:
-            sigma, measured = max(fallback, floor), False
+            sigma, measured = max(fallback, floor), bool(self.quanta)
         return Noise(sigma=sigma, measured=measured, evaluations=self.evaluations)
 
     def fresh(self) -> _Tally:
@@ -142,7 +155,7 @@ class _Tally:
 
 def _sweep(
     tally: _Tally,
-    values_at: Callable[[float], list[float] | None],
+    values_at: Callable[[float, tuple[int, ...]], list[float] | None],
     base_value: float,
     target: float,
 ) -> None:
@@ -150,17 +163,22 @@ def _sweep(
 
     Args:
         tally: collects the findings.
-        values_at: the cost at the eight exact points of a spacing near ``target`` (in the
-            order of the table, base left out), or None where no exact spacing exists.
+        values_at: the cost at exact points ``x + i * spacing`` for the given offsets i, a
+            spacing near ``target``; None where no exact spacing exists.
         base_value: the cost at x.
         target: the first spacing to try.
     """
     flat: float | None = None  # the last spacing at which the cost did not move at all
     for attempt in range(TRIES):
-        values = values_at(target)
+        values = values_at(target, CENTRED)
         if values is None:
             return
         table = [*values[: POINTS // 2], base_value, *values[POINTS // 2 :]]
+        if kinked(np.array(table)):  # a slope that jumps at x is not noise: look to one side
+            values = values_at(target, ONE_SIDED)
+            if values is None:
+                return
+            table = [base_value, *values]
         moves = np.abs(np.diff(table))
         if not moves.any():
             flat = target
@@ -177,6 +195,21 @@ def _sweep(
         target = target * 64 if inform == 2 else target / 16
         if attempt == TRIES - 1 and inform == 2:
             tally.bounds.append(tally.floor)
+
+
+def kinked(table: NDArray[np.float64]) -> bool:
+    """Whether a centred table is a kink at its middle point rather than noise.
+
+    Two straight pieces meeting at x (a max-pool tie, a ReLU at 0) give second differences
+    that vanish everywhere but at x; ECnoise would read that jump as noise of the size of
+    the slope's change times the spacing. Noise gives second differences of similar size
+    everywhere, a smooth cost a slowly changing curvature.
+    """
+    second = np.diff(np.asarray(table, dtype=np.float64), 2)
+    middle = len(second) // 2
+    centre = abs(float(second[middle]))
+    others = np.abs(np.delete(second, middle))
+    return bool(centre > 0 and centre > KINK * float(others.max(initial=0.0)))
 
 
 def quantum(table: NDArray[np.float64]) -> float:
@@ -215,13 +248,17 @@ def measure(
     base_value: float,
     scales: Sequence[NDArray[np.float64]],
     seed: int,
+    prefer: Sequence[NDArray[np.float64]] | None = None,
 ) -> Noise:
     """Measure the cost's noise along one coordinate of each array (ECnoise), restored after.
 
     This is the noise a coordinate's finite difference sees: moving one coordinate changes
     only the terms it enters, which differ from array to array (a normalization's inputs
     enter a whole row, a bias one unit), so one coordinate of each of the `LEAVES` largest
-    arrays is measured and the largest noise found is kept.
+    arrays is measured and the largest noise found is kept. The coordinate is the one
+    ``prefer`` rates highest (the largest analytic gradient: the cost should move along it),
+    else a seeded one; where the cost does not move at all along it, up to `COORDINATES` are
+    tried.
 
     Args:
         leaves: the parameter arrays (perturbed in place through their leaves).
@@ -229,44 +266,59 @@ def measure(
         base_value: the cost at the unperturbed point.
         scales: per leaf, the per-element scale of its values (`_step.scale_of`).
         seed: picks the coordinates.
+        prefer: per leaf (flat), how surely the cost moves along each coordinate.
     """
     rng = np.random.default_rng([seed, 0x6E6F697365])  # "noise"
     first = _Tally([], [], [], 0.5 * float(np.spacing(abs(base_value))))
     found: dict[int, Noise] = {}
     evaluations = 0
-    for leaf_index, local in _candidates(leaves, rng):
-        tally = first.fresh()
-        leaf = leaves[leaf_index]
-        x = complex(flat_view(leaf.array)[local]).real
-
-        def values_at(
-            target: float, leaf: Leaf = leaf, x: float = x, local: int = local
-        ) -> list[float] | None:
-            moved = _spacing(leaf.dtype, x, target)
-            if moved is None:
-                return None
-            points = [[value] for value in moved.tolist()]
-            try:
-                values = evaluate_coordinates(leaf.array, [local], points, cost)
-            except CoordinateFailedError as failure:
-                shift_ = f"{float(moved[failure.offset]) - x:+.3g}"
-                raise failure_error(failure, leaf, np.array([local]), shift_) from (
-                    failure.__cause__
-                )
-            return [float(np.real(v[0])) for v in values]
-
-        target = _spacing_for(leaf.dtype) * float(scales[leaf_index][local])
-        _sweep(tally, values_at, base_value, target)
-        found[leaf_index] = tally.noise(_fallback(leaves, base_value))
-        evaluations += tally.evaluations
+    still: list[Noise] = []  # arrays along whose coordinates the cost never moved
+    for leaf_index, coordinates in _candidates(leaves, rng, prefer):
+        for local in coordinates:
+            tally = _line(leaves[leaf_index], local, cost, base_value, scales[leaf_index], first)
+            evaluations += tally.evaluations
+            if tally.moved:
+                found[leaf_index] = tally.noise(_fallback(leaves, base_value))
+                break
+        else:
+            still.append(tally.noise(_fallback(leaves, base_value)))
     if not found:
-        return first.noise(_fallback(leaves, base_value))
+        noise = still[0] if still else first.noise(_fallback(leaves, base_value))
+        return replace(noise, evaluations=evaluations)
     # A coordinate that hardly enters the cost shows little noise where another, entering many
     # terms, shows much: every array gets the largest noise measured (a safe upper bound).
     largest = max(noise.sigma for noise in found.values())
     per_leaf = (largest,) * len(leaves)
     return Noise(sigma=largest, per_leaf=per_leaf, evaluations=evaluations,
-                 measured=all(noise.measured for noise in found.values()))  # fmt: skip
+                 measured=any(noise.measured for noise in found.values()))  # fmt: skip
+
+
+def _line(
+    leaf: Leaf,
+    local: int,
+    cost: Callable[[], float | complex],
+    base_value: float,
+    scale: NDArray[np.float64],
+    first: _Tally,
+) -> _Tally:
+    """ECnoise along one coordinate (restored after); the tally of what it found."""
+    tally = first.fresh()
+    x = complex(flat_view(leaf.array)[local]).real
+
+    def values_at(target: float, offsets: tuple[int, ...]) -> list[float] | None:
+        moved = _spacing(leaf.dtype, x, target, offsets)
+        if moved is None:
+            return None
+        points = [[value] for value in moved.tolist()]
+        try:
+            values = evaluate_coordinates(leaf.array, [local], points, cost)
+        except CoordinateFailedError as failure:
+            shift_ = f"{float(moved[failure.offset]) - x:+.3g}"
+            raise failure_error(failure, leaf, np.array([local]), shift_) from failure.__cause__
+        return [float(np.real(v[0])) for v in values]
+
+    _sweep(tally, values_at, base_value, _spacing_for(leaf.dtype) * float(scale[local]))
+    return tally
 
 
 def measure_along_directions(
@@ -298,16 +350,13 @@ def measure_along_directions(
     originals = [np.array(flat_view(leaf.array)[:]).real for leaf in leaves]
     draws = [rng.standard_normal(leaf.size) for leaf in leaves]
 
-    def values_at(target: float) -> list[float] | None:
+    def values_at(target: float, offsets: tuple[int, ...]) -> list[float] | None:
         states = []
         for leaf, x, z, scale in zip(leaves, originals, draws, scales, strict=True):
-            states.append(_exact_line(leaf.dtype, x, z * target * scale))
+            states.append(_exact_line(leaf.dtype, x, z * target * scale, offsets))
         if not any(np.any(step) for _, step in states):
             return None
-        values = []
-        for i in [*range(-(POINTS // 2), 0), *range(1, POINTS // 2 + 1)]:
-            values.append(_evaluate_state(leaves, originals, states, i, cost))
-        return values
+        return [_evaluate_state(leaves, originals, states, i, cost) for i in offsets]
 
     target = max(_spacing_for(leaf.dtype) for leaf in leaves)
     _sweep(tally, values_at, base_value, target)
@@ -315,11 +364,14 @@ def measure_along_directions(
 
 
 def _exact_line(
-    dtype: np.dtype[Any], x: NDArray[np.float64], wanted: NDArray[np.float64]
+    dtype: np.dtype[Any],
+    x: NDArray[np.float64],
+    wanted: NDArray[np.float64],
+    offsets: tuple[int, ...] = CENTRED,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per element, an odd number of units in the last place near ``wanted``.
 
-    A step is kept only where all of ``x + i * step`` (i = -4..4) are exact; returns
+    A step is kept only where all of ``x + i * step`` (i in ``offsets``) are exact; returns
     (x, step).
     """
     real = np.dtype(np.finfo(dtype).dtype)
@@ -331,7 +383,7 @@ def _exact_line(
         count = np.clip(np.abs(wanted) / unit, 1.0, 2.0**52).astype(np.int64) | 1
     step = np.sign(wanted) * count * unit
     ok = np.ones(len(x), dtype=bool)
-    for i in range(-(POINTS // 2), POINTS // 2 + 1):
+    for i in offsets:
         _, moved = shift(values, i * step)
         ok &= moved == i * step
     return values, np.where(ok, step, 0.0)
@@ -366,41 +418,65 @@ def _spacing_for(dtype: np.dtype[Any]) -> float:
     that a kink near x is rarely crossed (a crossed kink reads as noise of jump * spacing),
     large enough that the points differ by many units in the last place.
     """
-    return float(np.finfo(dtype).eps) ** 0.75
+    return float(float(np.finfo(dtype).eps) ** 0.75)
 
 
 def _fallback(leaves: Sequence[Leaf], base_value: float) -> float:
-    return max(float(np.finfo(leaf.dtype).eps) for leaf in leaves) * abs(base_value)
+    return float(max(float(np.finfo(leaf.dtype).eps) for leaf in leaves) * abs(base_value))
 
 
-def _candidates(leaves: Sequence[Leaf], rng: np.random.Generator) -> list[tuple[int, int]]:
-    """A seeded coordinate in each of the largest arrays (up to `LEAVES`)."""
+def _candidates(
+    leaves: Sequence[Leaf],
+    rng: np.random.Generator,
+    prefer: Sequence[NDArray[np.float64]] | None,
+) -> list[tuple[int, list[int]]]:
+    """Up to `COORDINATES` coordinates to try in each of the largest arrays (up to `LEAVES`).
+
+    First the one ``prefer`` rates highest (largest finite magnitude), then seeded ones.
+    """
     order = sorted(range(len(leaves)), key=lambda i: -leaves[i].size)
-    return [(i, int(rng.integers(leaves[i].size))) for i in order[:LEAVES] if leaves[i].size]
+    out = []
+    for i in order[:LEAVES]:
+        size = leaves[i].size
+        if not size:
+            continue
+        picked: list[int] = []
+        if prefer is not None:
+            magnitude = np.abs(np.asarray(prefer[i], dtype=np.float64).reshape(-1))
+            magnitude = np.where(np.isfinite(magnitude), magnitude, 0.0)
+            if magnitude.size == size and magnitude.max() > 0:
+                picked.append(int(np.argmax(magnitude)))
+        for local in rng.integers(size, size=COORDINATES).tolist():
+            if len(picked) < min(COORDINATES, size) and local not in picked:
+                picked.append(int(local))
+        out.append((i, picked))
+    return out
 
 
-def _spacing(dtype: np.dtype[Any], x: float, target: float) -> NDArray[Any] | None:
-    """Nine points around x, exact in ``dtype``, spaced by an odd number of its ulps.
+def _spacing(
+    dtype: np.dtype[Any], x: float, target: float, offsets: tuple[int, ...] = CENTRED
+) -> NDArray[Any] | None:
+    """Points ``x + i * spacing`` (i in ``offsets``), exact in ``dtype``.
 
-    The spacing is near ``target``.
-    Exact points keep the parameters' own rounding out of the table. An odd multiple (rather
-    than a power of two) keeps a coarsely rounded cost from changing by exactly whole quanta
-    at every point, which would make its table look noiseless. Returns the eight perturbed
-    values (without x itself), or None if no spacing keeps the points exact (x at the edge
-    of a binade with no room left).
+    The spacing is an odd number of the dtype's ulps near ``target``. Exact points keep the
+    parameters' own rounding out of the table. An odd multiple (rather than a power of two)
+    keeps a coarsely rounded cost from changing by exactly whole quanta at every point,
+    which would make its table look noiseless. Returns the perturbed values (x itself is
+    not among them), or None if no spacing keeps the points exact (x at the edge of a
+    binade with no room left).
     """
     real = np.dtype(np.finfo(dtype).dtype)
     value = np.array([x], dtype=real)
     unit = float(ulp(value)[0])
     if x == 0 or not unit > 0:  # at 0 any small power of two gives exact points
         unit = 2.0 ** (math.floor(math.log2(target)) - 2) if target > 0 else 1.0
-    offsets = np.array([i for i in range(-(POINTS // 2), POINTS // 2 + 1) if i != 0], dtype=float)
+    multiples = np.array(offsets, dtype=float)
     ratio = target / unit if unit > 0 else 1.0
     multiple = int(min(max(1.0, ratio), 2.0**52)) | 1
     while multiple >= 1:
         delta = multiple * unit
-        points, moved = shift(np.repeat(value, len(offsets)), offsets * delta)
-        if np.array_equal(moved, offsets * delta):
+        points, moved = shift(np.repeat(value, len(multiples)), multiples * delta)
+        if np.array_equal(moved, multiples * delta):
             return points
         multiple = (multiple // 2) | 1 if multiple > 1 else 0
     return None

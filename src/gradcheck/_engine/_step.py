@@ -118,13 +118,15 @@ def scale_of(values: NDArray[Any]) -> NDArray[np.float64]:
 
     The RMS stands for the magnitude of the array's typical element, so a bias that
     happens to be 0 is perturbed like its neighbours; an array of zeros (a fresh bias
-    vector) has no magnitude of its own and gets the textbook's unit scale.
+    vector) has no magnitude of its own and gets the textbook's unit scale. So does an array
+    whose values are all below its dtype's epsilon: added to anything of order 1 they round
+    away, so they are zeros that did not quite round to 0 (1e-200 says nothing about how
+    fast the cost varies, and a step of 1e-203 would vanish in the cost).
     """
     values = np.asarray(values)
     magnitude = np.abs(values.astype(np.float64))
-    # Subnormal values are zeros that did not quite round to 0: they carry no scale.
-    tiny = float(np.finfo(values.dtype).tiny) if values.dtype.kind == "f" else 0.0
-    magnitude = np.where(magnitude < tiny, 0.0, magnitude)
+    negligible = float(np.finfo(values.dtype).eps) if values.dtype.kind in "fc" else 0.0
+    magnitude = np.where(magnitude < negligible, 0.0, magnitude)
     largest = float(magnitude.max()) if magnitude.size else 0.0
     if not largest > 0 or not math.isfinite(largest):
         return np.ones(magnitude.shape)
