@@ -293,11 +293,18 @@ def test_the_scale_of_huge_magnitudes_is_their_magnitude():
 
 
 @pytest.mark.parametrize(
-    ("dtype", "value"), [(F64, 1e-200), (F64, 1e-17), (F64, 1e-310), (F32, 1e-8), (F16, 1e-4)]
+    ("dtype", "value"), [(F64, 1e-200), (F64, 1e-70), (F64, 1e-310), (F32, 1e-30), (F16, 1e-5)]
 )
-def test_an_array_below_its_epsilon_is_zero_and_gets_unit_scale(dtype, value):
+def test_an_array_of_negligible_values_is_zero_and_gets_unit_scale(dtype, value):
     scale = scale_of(np.array([value, -value, 0.0], dtype=dtype))
     assert (scale == 1.0).all()
+
+
+@pytest.mark.parametrize(("dtype", "value"), [(F64, 1e-17), (F64, 1e-60), (F32, 1e-8), (F16, 1e-4)])
+def test_small_but_ordinary_values_keep_their_scale(dtype, value):
+    # A float32 weight of 1e-8 is small, not zero: a cost may vary on that scale.
+    x = np.array([value], dtype=dtype)
+    assert scale_of(x)[0] == pytest.approx(float(x[0]))
 
 
 def test_a_tiny_element_next_to_normal_ones_gets_the_arrays_rms():

@@ -119,19 +119,31 @@ def scale_of(values: NDArray[Any]) -> NDArray[np.float64]:
     The RMS stands for the magnitude of the array's typical element, so a bias that
     happens to be 0 is perturbed like its neighbours; an array of zeros (a fresh bias
     vector) has no magnitude of its own and gets the textbook's unit scale. So does an array
-    whose values are all below its dtype's epsilon: added to anything of order 1 they round
-    away, so they are zeros that did not quite round to 0 (1e-200 says nothing about how
-    fast the cost varies, and a step of 1e-203 would vanish in the cost).
+    whose values are all negligible (`_negligible`): zeros that did not quite round to 0
+    (1e-200 says nothing about how fast the cost varies, and a step of 1e-203 would vanish
+    in the cost).
     """
     values = np.asarray(values)
     magnitude = np.abs(values.astype(np.float64))
-    negligible = float(np.finfo(values.dtype).eps) if values.dtype.kind in "fc" else 0.0
+    negligible = _negligible(values.dtype)
     magnitude = np.where(magnitude < negligible, 0.0, magnitude)
     largest = float(magnitude.max()) if magnitude.size else 0.0
     if not largest > 0 or not math.isfinite(largest):
         return np.ones(magnitude.shape)
     rms = largest * float(np.sqrt(np.mean((magnitude / largest) ** 2)))  # no under/overflow
     return np.maximum(magnitude, rms)
+
+
+def _negligible(dtype: np.dtype[Any]) -> float:
+    """Magnitudes that carry no scale: subnormals, and anything below eps**4 of the dtype.
+
+    eps**4 is 2e-63 in float64 and 2e-28 in float32: far below any value a model holds on
+    purpose (a float32 weight of 1e-7 is an ordinary small weight and keeps its scale).
+    """
+    if dtype.kind not in "fc":
+        return 0.0
+    info = np.finfo(dtype)
+    return max(float(info.tiny), float(info.eps) ** 4)
 
 
 def auto_factor(noise: float, order: int) -> float:
