@@ -427,3 +427,17 @@ def test_late_randomness_is_named_whatever_its_size(level):
 def test_an_integer_cost_is_refused_naming_the_int(cost):
     with pytest.raises(CostFunctionError, match=r"\bint"):
         gradcheck.check(cost, Y.copy(), 2 * Y, progress=False)
+
+
+# --- noise along a direction ---------------------------------------------------------------
+
+
+def test_a_direction_over_one_element_sees_that_coordinates_noise():
+    from gradcheck._diagnose._settle import Context
+
+    ctx = Context(problem=None, executor=None, sigmas=(1e-3, 1e-9), direction_sigma=1.0,
+                  thresholds=(1e-7, 1e-5, 1e-3), pinned=False, scales=[], recompute=None,
+                  seed=0, gradient_scale=1.0)  # fmt: skip
+    assert ctx.noise_along(1, 1) == 1e-9
+    assert ctx.noise_along(0, 1) == 1e-3
+    assert ctx.noise_along(0, 5) == 1.0  # every element moved: every term re-rounded

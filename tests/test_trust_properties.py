@@ -140,3 +140,22 @@ def test_a_correct_gradient_passes_where_the_numbers_allow(mode: str, spec: Spec
     case = build(spec)
     report = _check(case, mode, corrupted=False)
     assert report.passed, "a correct, resolvable gradient does not pass:" + _explain(case, report)
+
+
+# --- cases the counts once found ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_scalar_next_to_a_noisy_float32_tensor_passes(mode: str) -> None:
+    """A 0-d float32 parameter next to a tensor with a 1e11 gradient (benchmarks/trust_counts.py
+    case 16): the noise of a direction moving every array is not the noise of moving the scalar
+    alone, and with it the scalar was inconclusive in the directional modes."""
+    spec = Spec(dtype="float32", shapes=((3, 3), (4, 4, 1), ()),
+                log_scales=(-4.96130286884719, 1.001320892790297, 1.3381060405246699),
+                log_amplitude=6.295462274152207, offset=0.0, centered=True, features=0,
+                corruption="shift", corrupt_array=0, corrupt_pick=0.6716759214808393,
+                seed=254336073)  # fmt: skip
+    case = build(spec)
+    assert case.resolvable
+    report = _check(case, mode, corrupted=False)
+    assert report.passed, _explain(case, report)

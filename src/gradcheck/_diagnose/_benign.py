@@ -285,7 +285,7 @@ def reach(
         message=(
             f"The cost's round-off widens what the {directions} random directions of {name} "
             f"must allow for: an error of {detectable:g} of its gradient norm escapes them "
-            f"with probability {missed:.1g}, not the {wanted:g} asked for; errors of "
+            f"with probability {missed:.2g}, not the {wanted:g} asked for; errors of "
             f"{caught:.2g} of the norm and larger are caught with that probability. Compute "
             "the cost in float64, or use mode='full', to check smaller errors."
         ),

@@ -73,6 +73,14 @@ class Context:
     """The cost's noise was measured (ECnoise saw it), not only bounded: a cost that does not
     move at any step is then a measured zero derivative."""
 
+    def noise_along(self, leaf_index: int, moved: int) -> float:
+        """The noise a direction over ``moved`` elements of a leaf sees.
+
+        A direction that moves one element is that element's coordinate: it sees the
+        coordinate's noise, not that of a direction moving every array at once.
+        """
+        return self.sigmas[leaf_index] if moved == 1 else self.direction_sigma
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
@@ -129,7 +137,10 @@ def _gather(ctx: Context, rows: Rows) -> Outcome:
 
 def _sigma(ctx: Context, rows: Rows) -> float:
     """The noise a row of this parameter sees: along a direction, or along its coordinates."""
-    return ctx.direction_sigma if rows.is_directional else ctx.sigmas[rows.leaf_index]
+    if rows.directions:
+        first = rows.directions[0]
+        return ctx.noise_along(rows.leaf_index, first.hi - first.lo)
+    return ctx.sigmas[rows.leaf_index]
 
 
 def _judge(ctx: Context, rows: Rows, *, final: bool = False) -> Judgement:
@@ -299,7 +310,8 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
         lo, hi = 1 / 16, 16.0
     else:
         typical = max(direction.scale, 1e-300)
-        optimal = length * min(3 * ctx.direction_sigma / (typical * length), 1.0) ** (1 / 3)
+        sigma = ctx.noise_along(rows.leaf_index, hi_ - lo_)
+        optimal = length * min(3 * sigma / (typical * length), 1.0) ** (1 / 3)
         optimal = max(optimal, 1e-6)  # a noiseless cost: the ladder's own bottom decides
         hi = max(min(max(16.0, optimal * RATIO), cap), 1.0)
         lo = min(1 / 16, optimal / RATIO, hi / 16)
@@ -310,7 +322,7 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     typical = float(np.median(size[moving])) if moving.any() else 1.0
     trusted = np.array([max(MAX_RELATIVE * own / 4, 1.0, TEXTBOOK_EPS / typical)])
     reading = read(ladder.plus, ladder.minus, ladder.up, ladder.down, ladder.analytic, base,
-                   ctx.direction_sigma, trusted)  # fmt: skip
+                   ctx.noise_along(rows.leaf_index, hi_ - lo_), trusted)  # fmt: skip
     rows.apply(np.array([r]), reading, ctx.thresholds[1], flat_is_zero=ctx.noise_measured)
     return ladder.evaluations
 
