@@ -38,6 +38,9 @@ from ._steps import RATIO, read
 
 MAX_LADDERED = 64
 """Rows per parameter that get a full ladder of steps."""
+CONFIRM = 4
+"""Rows laddered first to confirm a mismatch: the worst; more only if none confirms it (the
+worst may sit on kinks)."""
 MAX_STEPS = 12
 """Steps in the widest ladder."""
 ROUNDS = 2
@@ -106,13 +109,16 @@ def _gather(ctx: Context, rows: Rows) -> Outcome:
     verdict = _judge(ctx, rows)
     if verdict.settled:
         return Outcome(judgement=verdict, evaluations=0)
-    for _ in range(2):  # the rows the verdict needs; then those its new reason needs
-        picked = _pick(ctx, rows, verdict.reason)
+    for round_ in range(2):  # the rows the verdict needs; then those its new reason needs
+        # A mismatch is confirmed by its worst rows; the rest are laddered only if needed.
+        limit = CONFIRM if round_ == 0 and verdict.reason == "unconfirmed" else MAX_LADDERED
+        picked = _pick(ctx, rows, verdict.reason, limit)
         if not len(picked):
             break
         # A difference beyond narrow error bars needs only a short ladder around the check's
         # own step to confirm a mistake (or find kinks); wide bars need the noise's step too.
-        narrow = verdict.reason == "unconfirmed" and not rows.is_directional
+        # Directions get the wide ladder if the narrow one did not settle it.
+        narrow = verdict.reason == "unconfirmed" and (round_ == 0 or not rows.is_directional)
         evaluations += _ladder(ctx, rows, picked, narrow=narrow)
         verdict = _judge(ctx, rows)
         if verdict.settled:
@@ -170,8 +176,8 @@ def _needing(ctx: Context, rows: Rows, reason: str | None) -> NDArray[np.bool_]:
     return needing
 
 
-def _pick(ctx: Context, rows: Rows, reason: str | None) -> NDArray[np.intp]:
-    """The rows to ladder, most telling first, at most `MAX_LADDERED`."""
+def _pick(ctx: Context, rows: Rows, reason: str | None, limit: int) -> NDArray[np.intp]:
+    """The rows to ladder, most telling first, at most ``limit``."""
     needing = _needing(ctx, rows, reason) & ~rows.laddered
     unresolved = np.flatnonzero(needing & (rows.status != Status.MEASURED))
     measured = np.flatnonzero(needing & (rows.status == Status.MEASURED))
@@ -181,7 +187,7 @@ def _pick(ctx: Context, rows: Rows, reason: str | None) -> NDArray[np.intp]:
         else np.abs(rows.analytic[measured] - rows.numeric[measured])
     )
     measured = measured[np.argsort(-key, kind="stable")]
-    return np.concatenate([unresolved, measured])[:MAX_LADDERED].astype(np.intp)
+    return np.concatenate([unresolved, measured])[:limit].astype(np.intp)
 
 
 def _optimal(ctx: Context, rows: Rows, scale: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -207,7 +213,7 @@ def _ladder(ctx: Context, rows: Rows, picked: NDArray[np.intp], *, narrow: bool 
     """
     base = float(np.real(ctx.problem.base_value))
     if rows.directions is not None:
-        return sum(_direction_ladder(ctx, rows, int(r), base) for r in picked)
+        return sum(_direction_ladder(ctx, rows, int(r), base, narrow=narrow) for r in picked)
     scale = ctx.scales[rows.leaf_index][rows.local[picked]]
     h = rows.step[picked]
     x = np.asarray(flat_view(rows.leaf.array)[rows.local[picked]])
@@ -288,8 +294,8 @@ def _read_coordinates(
     return ladder.evaluations
 
 
-def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
-    """Ladder along one direction: the multipliers t of ``x +- t D``."""
+def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float, *, narrow: bool) -> int:
+    """Ladder along one direction: the multipliers t of ``x +- t D`` (1/16..16 if narrow)."""
     assert rows.directions is not None
     assert rows.leaf_analytic is not None
     direction = rows.directions[r]
@@ -306,7 +312,7 @@ def _direction_ladder(ctx: Context, rows: Rows, r: int, base: float) -> int:
     length, own = min(length, 1e300), min(own, 1e300)
     cap = MAX_RELATIVE * length / 4  # Gaussian components reach about 4 times their step
     optimal = 1.0
-    if ctx.pinned:
+    if ctx.pinned or narrow:
         lo, hi = 1 / 16, 16.0
     else:
         typical = max(direction.scale, 1e-300)
