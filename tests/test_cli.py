@@ -206,9 +206,9 @@ def test_check_module_target(runner, tmp_path, monkeypatch):
         (["check", "missing_file.py:right"], "cannot load 'missing_file.py'"),
         (["check", "no_such_module_xyz:right"], "cannot load 'no_such_module_xyz'"),
         (["check", "{target}:absent"], "has nothing called 'absent'; expected a function"),
-        (["check", "{target}:not_a_function"], "has a int called 'not_a_function'"),
+        (["check", "{target}:not_a_function"], "has an int called 'not_a_function'"),
         (["check", "{target}:raises"], "raises() raised RuntimeError: cannot build the model"),
-        (["check", "{target}:returns_number"], "returned a int; it should return (f, params)"),
+        (["check", "{target}:returns_number"], "returned an int; it should return (f, params)"),
         (["check", "{target}:right", "--method", "centrl"], "'centrl' is not one of"),
         (["check", "{target}:right", "--mode", "bisekt"], "'bisekt' is not one of"),
         (["check", "{target}:right", "--eps", "foo"], "'foo' is neither a number nor 'auto'"),
@@ -265,8 +265,9 @@ def test_help_documents_the_exit_codes(runner):
         assert result.exit_code == 0
         text = " ".join(result.output.split())
         assert (
-            "Exit codes: 0 the gradients passed, 1 a gradient mismatch, 2 a usage or input error."
-            in text
+            "Exit codes: 0 the gradients passed; 1 a gradient mismatch or no verdict; 2 a usage "
+            "or input error (including an unwritable --json/--html path, checked first); 3 an "
+            "internal or environment failure (a worker lost); 130 interrupted." in text
         )
 
 
@@ -321,3 +322,112 @@ def test_html_without_the_extra_exits_2_with_the_install_hint(tmp_path, monkeypa
         _html._environment.cache_clear()
     assert result.exit_code == 2
     assert "pip install 'gradcheck[html]'" in result.output
+
+
+FAULTS = textwrap.dedent(
+    """
+    import os
+    import time
+
+    import numpy as np
+
+    W = np.linspace(-1.0, 1.0, 12)
+    PARENT = os.getpid()
+
+    def cost(p):
+        return float(np.sum(np.sin(p["w"])))
+
+    def _at_trigger(p):
+        return p["w"][5] != W[5]
+
+    def marked_cost(p):
+        return float(np.sum(np.sin(p["x[/]"])) + np.sum(np.sin(p["[red]w"])))
+
+    def marked_target():
+        params = {"x[/]": W.copy(), "[red]w": W.copy()}
+        return marked_cost, params, {"x[/]": np.cos(W), "[red]w": np.cos(W)}
+
+    def worker_dies():
+        parent = os.getpid()
+
+        def f(p):
+            if _at_trigger(p) and os.getpid() != parent:
+                os._exit(9)
+            return cost(p)
+
+        return f, {"w": W.copy()}, {"w": np.cos(W)}
+
+    def interrupted():
+        def f(p):
+            if _at_trigger(p):
+                raise KeyboardInterrupt
+            return cost(p)
+
+        return f, {"w": W.copy()}, {"w": np.cos(W)}
+
+    def hangs():
+        def f(p):
+            if _at_trigger(p):
+                time.sleep(3)
+            return cost(p)
+
+        return f, {"w": W.copy()}, {"w": np.cos(W)}
+    """
+)
+
+
+@pytest.fixture
+def faults(tmp_path) -> str:
+    path = tmp_path / "faults.py"
+    path.write_text(FAULTS, encoding="utf-8")
+    return str(path)
+
+
+def test_an_unwritable_report_path_exits_2_before_the_check(runner, target, tmp_path):
+    for option in ("--json", "--html"):
+        result = runner.invoke(cli, ["check", f"{target}:right", option, "/nonexistent/r.out"])
+        assert result.exit_code == 2, result.output
+        assert "does not exist" in result.output
+        assert option in result.output
+        assert "gradcheck ·" not in result.output, "the check ran before the path was checked"
+    result = runner.invoke(cli, ["check", f"{target}:right", "--json", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "is a directory" in result.output
+
+
+def test_names_with_markup_print_as_written_and_exit_0(runner, faults):
+    result = runner.invoke(cli, ["check", f"{faults}:marked_target"])
+    assert result.exit_code == 0, result.output
+    assert "x[/]" in result.output
+    assert "[red]w" in result.output
+
+
+def test_a_lost_worker_exits_3(runner, faults):
+    result = runner.invoke(cli, ["check", f"{faults}:worker_dies", "--workers", "2"])
+    assert result.exit_code == 3, result.output
+    assert "worker was lost" in " ".join(result.output.split())
+
+
+def test_an_interrupt_exits_130(runner, faults):
+    result = runner.invoke(cli, ["check", f"{faults}:interrupted"])
+    assert result.exit_code == 130, result.output
+    assert "Interrupted" in result.output
+
+
+def test_an_evaluation_past_the_timeout_exits_2(runner, faults):
+    result = runner.invoke(cli, ["check", f"{faults}:hangs", "--timeout", "0.2"])
+    assert result.exit_code == 2, result.output
+    assert "timeout=0.2" in " ".join(result.output.split())
+
+
+def test_an_internal_error_exits_3_and_asks_for_a_report(runner, target, monkeypatch):
+    import gradcheck._cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in gradcheck")
+
+    monkeypatch.setattr(gradcheck._cli, "check", broken)
+    result = runner.invoke(cli, ["check", f"{target}:right"])
+    assert result.exit_code == 3, result.output
+    assert "internal error" in result.output
+    assert "a bug in gradcheck" in result.output

@@ -14,6 +14,7 @@ import gradcheck.demo
 EXPECTED_ALL = {
     "CostFunctionError",
     "ElementError",
+    "EvaluationTimeoutError",
     "Finding",
     "GradcheckError",
     "GradcheckWarning",
@@ -25,6 +26,7 @@ EXPECTED_ALL = {
     "Report",
     "Settings",
     "Verdict",
+    "WorkerError",
     "__version__",
     "check",
     "check_layer",
@@ -62,6 +64,9 @@ def test_version_is_a_string():
 
 
 def test_error_hierarchy():
+    assert issubclass(gradcheck.WorkerError, gradcheck.CostFunctionError)
+    assert issubclass(gradcheck.EvaluationTimeoutError, gradcheck.CostFunctionError)
+    assert issubclass(gradcheck.EvaluationTimeoutError, TimeoutError)
     assert issubclass(gradcheck.InvalidArgumentError, gradcheck.GradcheckError)
     assert issubclass(gradcheck.InvalidArgumentError, ValueError)
     assert issubclass(gradcheck.ParamTreeError, gradcheck.GradcheckError)

@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from ._compare import Verdict as Verdict
     from ._diagnose import Finding as Finding
     from ._errors import CostFunctionError as CostFunctionError
+    from ._errors import EvaluationTimeoutError as EvaluationTimeoutError
     from ._errors import GradcheckError as GradcheckError
     from ._errors import GradcheckWarning as GradcheckWarning
     from ._errors import GradientMismatchError as GradientMismatchError
     from ._errors import InvalidArgumentError as InvalidArgumentError
     from ._errors import MissingExtraError as MissingExtraError
     from ._errors import ParamTreeError as ParamTreeError
+    from ._errors import WorkerError as WorkerError
     from ._report import Report as Report
     from ._report import Settings as Settings
     from ._version import __version__ as __version__
@@ -45,12 +47,14 @@ _WHERE = {
     "Verdict": "._compare",
     "Finding": "._diagnose",
     "CostFunctionError": "._errors",
+    "EvaluationTimeoutError": "._errors",
     "GradcheckError": "._errors",
     "GradcheckWarning": "._errors",
     "GradientMismatchError": "._errors",
     "InvalidArgumentError": "._errors",
     "MissingExtraError": "._errors",
     "ParamTreeError": "._errors",
+    "WorkerError": "._errors",
     "Report": "._report",
     "Settings": "._report",
     "__version__": "._version",
@@ -59,6 +63,7 @@ _WHERE = {
 __all__ = [
     "CostFunctionError",
     "ElementError",
+    "EvaluationTimeoutError",
     "Finding",
     "GradcheckError",
     "GradcheckWarning",
@@ -70,6 +75,7 @@ __all__ = [
     "Report",
     "Settings",
     "Verdict",
+    "WorkerError",
     "__version__",
     "check",
     "check_layer",

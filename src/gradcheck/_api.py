@@ -18,6 +18,7 @@ from ._options import DEFAULT_DETECTABLE, DEFAULT_MISS_PROBABILITY, require_call
 from ._pipeline import Subject, run
 from ._report import Report
 from ._scalar import AT_BASE, finite_at_base, to_scalar
+from ._text import a_type
 from ._tree import ParamTree, flatten, flatten_grads, select_present
 
 __all__ = ["check", "check_layer", "gradient_checking"]
@@ -51,6 +52,7 @@ def check(
     directions: int | None = None,
     miss_probability: float = DEFAULT_MISS_PROBABILITY,
     detectable: float = DEFAULT_DETECTABLE,
+    timeout: float | None = None,
 ) -> Report:
     """Check analytic gradients against finite differences and explain any mismatch.
 
@@ -94,6 +96,9 @@ def check(
             size ``detectable`` in an array (1e-6 by default).
         detectable: directional modes: ``||error|| / ||gradient||`` of an array that must be
             caught with that probability (1e-3 by default).
+        timeout: seconds one evaluation of the cost may take; past it the check stops with
+            `EvaluationTimeoutError` (arrays restored). In this process it is a SIGALRM
+            timer (main thread only); with workers it is enforced from the caller's side.
 
     Returns:
         A Report: ``difference``, ``verdict``, ``passed``, per-parameter results in
@@ -118,7 +123,8 @@ def check(
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
                        time_steps=time_steps, batched=batched, workers=workers,
                        executor=executor, progress=progress, directions=directions,
-                       miss_probability=miss_probability, detectable=detectable)  # fmt: skip
+                       miss_probability=miss_probability, detectable=detectable,
+                       timeout=timeout)  # fmt: skip
     flat = flatten(params)
     wants_pair = grads is None
 
@@ -136,7 +142,7 @@ def check(
     def recompute() -> NDArray[np.float64]:
         return flatten_grads(_split_pair(f(params))[1], flat)
 
-    with Guard(flat.leaves):  # also restores params a cost modifies at the base point
+    with Guard(flat.leaves, params):  # also restores params a cost modifies at the base point
         first = _at_base(f, params)
         if wants_pair:
             first, grads = _split_pair(first)
@@ -169,6 +175,7 @@ def check_layer(
     directions: int | None = None,
     miss_probability: float = DEFAULT_MISS_PROBABILITY,
     detectable: float = DEFAULT_DETECTABLE,
+    timeout: float | None = None,
 ) -> Report:
     """Check one layer, or any array-valued function, through a vector-Jacobian product.
 
@@ -204,6 +211,7 @@ def check_layer(
         directions: as for `check`.
         miss_probability: as for `check`.
         detectable: as for `check`.
+        timeout: as for `check`.
 
     Example:
         >>> import numpy as np, gradcheck
@@ -222,7 +230,8 @@ def check_layer(
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
                        time_steps=time_steps, batched=batched, workers=workers,
                        executor=executor, progress=progress, directions=directions,
-                       miss_probability=miss_probability, detectable=detectable)  # fmt: skip
+                       miss_probability=miss_probability, detectable=detectable,
+                       timeout=timeout)  # fmt: skip
     everything = flatten(inputs, hold_integers=True)
 
     def evaluate(tree: Any) -> Any:
@@ -236,7 +245,7 @@ def check_layer(
     def recompute() -> NDArray[np.float64]:
         return flatten_grads(backward(inputs, dout.copy()), flat)
 
-    with Guard(everything.leaves):
+    with Guard(everything.leaves, inputs):
         out = _layer_output(_at_base(forward, inputs))
         dout = upstream_gradient(options.seed, out.shape)
         grads = _at_base(lambda tree: backward(tree, dout.copy()), inputs, what="backward")
@@ -332,7 +341,7 @@ def _layer_output(out: Any) -> Any:
 def _split_pair(value: Any) -> tuple[Any, Any]:
     if isinstance(value, tuple | list) and len(value) == 2:
         return value[0], value[1]
-    what = f"a {type(value).__name__}"
+    what = f"{a_type(value)}"
     if isinstance(value, tuple | list):
         what += f" of {len(value)} items"
     raise CostFunctionError(_MSG_NEEDS_PAIR.format(what=what))

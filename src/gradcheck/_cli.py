@@ -1,13 +1,18 @@
 """The command-line tool: ``gradcheck demo`` and ``gradcheck check TARGET``.
 
-Exit codes: 0 the gradients passed, 1 a gradient mismatch, 2 a usage or input error.
+Exit codes: 0 the gradients passed; 1 a gradient mismatch or no verdict (inconclusive);
+2 a usage or input error (bad option, a target that does not load, a cost that fails, an
+unwritable report path, checked before the check starts); 3 an internal or environment
+failure (a worker lost, a report that could not be written); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,18 +22,29 @@ from rich.console import Console
 
 from ._api import check
 from ._engine import METHODS, MODES
-from ._errors import GradcheckError, MissingExtraError
+from ._errors import GradcheckError, MissingExtraError, WorkerError
 from ._report import Report
+from ._text import a_type
 
-EXIT_PASSED, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+EXIT_PASSED, EXIT_MISMATCH, EXIT_ERROR, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-_EXIT_CODES = "Exit codes: 0 the gradients passed, 1 a gradient mismatch, 2 a usage or input error."
+_EXIT_CODES = (
+    "Exit codes: 0 the gradients passed; 1 a gradient mismatch or no verdict; 2 a usage or "
+    "input error (including an unwritable --json/--html path, checked first); 3 an internal "
+    "or environment failure (a worker lost); 130 interrupted."
+)
 
 
 class InputError(click.ClickException):
     """Bad input (a target that does not load, params that do not match): exit code 2."""
 
     exit_code = EXIT_ERROR
+
+
+class EnvironmentFailure(click.ClickException):
+    """The check could not finish for a reason outside the user's input: exit code 3."""
+
+    exit_code = EXIT_FAILURE
 
 
 class _Eps(click.ParamType[Any]):
@@ -86,6 +102,8 @@ def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "miss probability)."),
         click.option("--workers", type=click.IntRange(min=1), default=None,
                      help="Evaluate in this many worker processes."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Seconds one evaluation of the cost may take (default: no limit)."),
         click.option("--progress/--no-progress", default=True, show_default=True,
                      help="Progress bar for checks longer than a second (terminal only)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
@@ -201,24 +219,64 @@ def check_command(target: str, **options: Any) -> None:
 def _finish(
     run: Callable[[], Report], json_path: str | None, console: Console, html_path: str | None
 ) -> None:
+    _require_writable(json_path, "--json")
+    _require_writable(html_path, "--html")
+    if html_path and importlib.util.find_spec("jinja2") is None:
+        raise InputError(
+            "--html needs the html extra, which is not installed: pip install 'gradcheck[html]'."
+        )
     try:
         report = run()
+    except KeyboardInterrupt:
+        click.echo("Interrupted: the check stopped; your arrays are intact.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except WorkerError as exc:
+        raise EnvironmentFailure(str(exc)) from exc
     except GradcheckError as exc:
         raise InputError(str(exc)) from exc
-    if json_path == "-":
-        click.echo(report.to_json())
-    else:
-        console.print(report)
-        if json_path:
-            report.to_json(json_path)
-            console.print(f"JSON report written to {json_path}")
-    if html_path:
-        try:
+    except Exception as exc:
+        traceback.print_exc()
+        raise EnvironmentFailure(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug in gradcheck; please "
+            "report it with the traceback above."
+        ) from exc
+    try:
+        if json_path == "-":
+            click.echo(report.to_json())
+        else:
+            console.print(report)
+            if json_path:
+                report.to_json(json_path)
+                console.print(f"JSON report written to {json_path}", markup=False)
+        if html_path:
             report.to_html(html_path)
-        except MissingExtraError as exc:
-            raise InputError(str(exc)) from exc
-        console.print(f"HTML report written to {html_path}")
+            console.print(f"HTML report written to {html_path}", markup=False)
+    except MissingExtraError as exc:
+        raise InputError(str(exc)) from exc
+    except OSError as exc:
+        raise EnvironmentFailure(f"could not write the report: {exc}") from exc
     sys.exit(EXIT_PASSED if report.passed else EXIT_MISMATCH)
+
+
+def _require_writable(path: str | None, option: str) -> None:
+    """Refuse a report path that cannot be written before spending time on the check."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        problem = "is a directory"
+    elif not folder.is_dir():
+        problem = f"is in {str(folder)!r}, which does not exist"
+    elif target.exists() and not os.access(target, os.W_OK):
+        problem = "exists and is not writable"
+    elif not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"is in {str(folder)!r}, where files cannot be created"
+    else:
+        return
+    raise click.BadParameter(
+        f"{path!r} {problem}; choose a file that can be written.", param_hint=f"'{option}'"
+    )
 
 
 def _console(json_path: str | None) -> Console:
@@ -248,7 +306,7 @@ def _load_target(target: str) -> Callable[[], Any]:
         raise InputError(f"importing {location!r} raised {type(exc).__name__}: {exc}") from exc
     function = getattr(module, name, None)
     if not callable(function):
-        found = "nothing" if function is None else f"a {type(function).__name__}"
+        found = "nothing" if function is None else f"{a_type(function)}"
         raise click.BadParameter(
             f"{location!r} has {found} called {name!r}; expected a function", param_hint="TARGET"
         )
@@ -279,7 +337,7 @@ def _unpack_target(target: str, returned: Any) -> tuple[Callable[[Any], Any], An
         f, params, *rest = returned
         return f, params, (rest[0] if rest else None)
     raise InputError(
-        f"{target}() returned a {type(returned).__name__}; it should return (f, params) or "
+        f"{target}() returned {a_type(returned)}; it should return (f, params) or "
         "(f, params, grads), the arguments of gradcheck.check."
     )
 

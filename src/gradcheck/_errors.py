@@ -8,6 +8,8 @@ builtin that carries the same meaning, so existing ``except ValueError`` or
     ├── InvalidArgumentError(GradcheckError, ValueError)    an option has a bad value
     ├── ParamTreeError(GradcheckError, ValueError)          params / grads are malformed
     ├── CostFunctionError(GradcheckError, RuntimeError)     the user's cost misbehaved
+    │   └── WorkerError(CostFunctionError)                   a worker died, exited or was lost
+    ├── EvaluationTimeoutError(CostFunctionError, TimeoutError)  an evaluation ran past timeout=
     ├── MissingExtraError(GradcheckError, ImportError)      an optional extra is not installed
     └── GradientMismatchError(GradcheckError, AssertionError)   raised by gradcheck.testing
 
@@ -47,6 +49,32 @@ class CostFunctionError(GradcheckError, RuntimeError):
         super().__init__(message)
         self.param = param
         self.index = index
+
+
+class WorkerError(CostFunctionError):
+    """A worker process died, exited or was lost while it evaluated the cost.
+
+    The check stops; the caller's arrays were never touched by the worker (each worker
+    perturbs its own copy) and are intact.
+
+    Attributes:
+        coordinates: how many coordinates were in flight when it happened.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        index: tuple[int, ...] | None = None,
+        coordinates: int = 0,
+    ) -> None:
+        super().__init__(message, param=param, index=index)
+        self.coordinates = coordinates
+
+
+class EvaluationTimeoutError(CostFunctionError, TimeoutError):
+    """One evaluation of the cost took longer than the ``timeout=`` option allows."""
 
 
 class MissingExtraError(GradcheckError, ImportError):

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._engine import BatchedExecutor, Executor, LoopExecutor, PoolExecutor, Problem
-from ._engine._executors import Progress, process_pool
+from ._engine._executors import Progress, process_pool, terminate
 from ._errors import CostFunctionError
 from ._options import Options
 from ._scalar import to_scalar
-from ._tree import FlatParams, ParamTree, tree_arrays
+from ._timeout import limited
+from ._tree import FlatParams, ParamTree, copy_arrays, tree_arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,10 @@ class Remote:
     """Positions of the checked arrays among all the tree's arrays."""
     complex_ok: bool = False
     """The complex step: the cost returns complex values."""
+
+    def private(self) -> tuple[list[NDArray[Any]], Callable[[], Any]]:
+        """In a thread of this process: the same, on a private copy of the arrays."""
+        return replace(self, tree=copy_arrays(self.tree))()
 
     def __call__(self) -> tuple[list[NDArray[Any]], Callable[[], Any]]:
         arrays = tree_arrays(self.tree)
@@ -68,22 +73,45 @@ def executor_for(
             yield loop
             return
         batched, stacked = _batched_cost(flat, target, evaluate, options.batched)
+        if options.timeout is not None:
+            batched = limited(batched, options.timeout)
         base = float(np.real(problem.base_value))
         yield BatchedExecutor(batched, loop, [leaf.size for leaf in flat], progress,
                               stacked=stacked, base=base, resolution=resolution)  # fmt: skip
         return
     payload = Remote(evaluate=evaluate, tree=target, positions=_positions(flat, target),
                      complex_ok=options.scheme.complex_step)  # fmt: skip
+    describe = _describer(flat)
     if options.executor is not None:
         workers = options.workers or _guess_workers(options.executor)
-        yield PoolExecutor(payload, options.executor, workers, progress)
+        pool_executor = PoolExecutor(payload, options.executor, workers, progress,
+                                     timeout=options.timeout, describe=describe)  # fmt: skip
+        try:
+            yield pool_executor
+        finally:
+            pool_executor.close()
         return
     assert options.workers is not None
     pool, key = process_pool(options.workers, payload)
     try:
-        yield PoolExecutor(payload, pool, options.workers, progress, installed=key)
-    finally:
+        yield PoolExecutor(payload, pool, options.workers, progress, installed=key,
+                           abort=lambda: terminate(pool), timeout=options.timeout,
+                           describe=describe)  # fmt: skip
+    except BaseException:
+        terminate(pool)
+        raise
+    else:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _describer(flat: FlatParams) -> Callable[[int, int], str]:
+    """Spell coordinate ``local`` of leaf ``leaf_index`` as the user indexes it."""
+
+    def describe(leaf_index: int, local: int) -> str:
+        leaf = flat.leaves[leaf_index]
+        return leaf.describe_element(leaf.index_of(local))
+
+    return describe
 
 
 def _batched_cost(

@@ -12,6 +12,7 @@ import numpy as np
 from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._engine import METHODS, MODES, SCHEMES, Mode, Scheme
 from ._errors import InvalidArgumentError, invalid_choice
+from ._text import a_type
 
 Eps = float | Literal["auto"] | None
 
@@ -45,6 +46,8 @@ class Options:
     miss_probability: float = DEFAULT_MISS_PROBABILITY
     detectable: float = DEFAULT_DETECTABLE
     """The relative error size ||e|| / ||g|| for which miss_probability is guaranteed."""
+    timeout: float | None = None
+    """Seconds one evaluation of the cost may take (None: no limit)."""
 
 
 def validate(
@@ -65,6 +68,7 @@ def validate(
     directions: Any = None,
     miss_probability: Any = DEFAULT_MISS_PROBABILITY,
     detectable: Any = DEFAULT_DETECTABLE,
+    timeout: Any = None,
 ) -> Options:
     """Check every option and return them as `Options`.
 
@@ -103,7 +107,7 @@ def validate(
             f"executor={executor!r} has no submit(): pass a concurrent.futures.Executor "
             "(e.g. ProcessPoolExecutor, or a Dask client's get_executor()) or a Dask client."
         )
-    if isinstance(worst, bool) or not isinstance(worst, int) or worst < 1:
+    if not _is_int(worst) or worst < 1:
         raise InvalidArgumentError(f"worst={worst!r} must be a positive int (elements listed).")
     hints = {
         name: _positive_int(name, value)
@@ -117,7 +121,7 @@ def validate(
         samples=_samples(samples, mode),
         seed=_seed(seed),
         thresholds=_thresholds(thresholds),
-        worst=worst,
+        worst=int(worst),
         hints=hints,
         batched=batched,
         workers=None if workers is None else _positive_int("workers", workers),
@@ -126,6 +130,7 @@ def validate(
         directions=None if directions is None else _positive_int("directions", directions),
         miss_probability=_probability("miss_probability", miss_probability),
         detectable=_probability("detectable", detectable),
+        timeout=_timeout(timeout, workers is None and executor is None),
     )
 
 
@@ -133,7 +138,7 @@ def require_callable(f: Any, argument: str) -> None:
     """Raise unless ``f`` can be called."""
     if not callable(f):
         raise InvalidArgumentError(
-            f"{argument} must be callable (the cost function), but it is a {type(f).__name__}."
+            f"{argument} must be callable (the cost function), but it is {a_type(f)}."
         )
 
 
@@ -143,24 +148,50 @@ def _choice(argument: str, value: Any, choices: Sequence[str]) -> Any:
     return value
 
 
+def _is_int(value: Any) -> bool:
+    """A Python or NumPy integer, not a bool: the one rule for every count option."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_real(value: Any) -> bool:
+    """A Python or NumPy integer or float, not a bool: the one rule for every number option."""
+    return _is_int(value) or isinstance(value, float | np.floating)
+
+
 def _positive_int(argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+    if not _is_int(value) or value < 1:
         raise InvalidArgumentError(f"{argument}={value!r} must be a positive int or None.")
     return int(value)
 
 
 def _probability(argument: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, float | int) or not 0 < value < 1:
+    if not _is_real(value) or not 0 < value < 1:
         raise InvalidArgumentError(f"{argument}={value!r} must be a number between 0 and 1.")
     return float(value)
 
 
+def _timeout(timeout: Any, in_process: bool) -> float | None:
+    if timeout is None:
+        return None
+    if not _is_real(timeout) or not (math.isfinite(timeout) and timeout > 0):
+        raise InvalidArgumentError(
+            f"timeout={timeout!r} must be a positive number of seconds per evaluation, or None."
+        )
+    if in_process:
+        from ._timeout import require_timer
+
+        require_timer()
+    return float(timeout)
+
+
 def _eps(eps: Any) -> Eps:
-    if eps is None or eps == "auto":
-        return eps  # type: ignore[no-any-return]
+    if eps is None:
+        return None
+    if isinstance(eps, str) and eps == "auto":
+        return "auto"
     if isinstance(eps, str):
         raise invalid_choice("eps", eps, ["auto"])
-    if not isinstance(eps, float | int) or isinstance(eps, bool):
+    if not _is_real(eps):
         raise InvalidArgumentError(
             f"eps={eps!r} must be a positive float, None (the default) or 'auto'."
         )
@@ -178,32 +209,35 @@ def _samples(samples: Any, mode: str) -> int | float | None:
         raise InvalidArgumentError(
             f"samples={samples!r} only applies to mode='sample' (mode is {mode!r})."
         )
-    if isinstance(samples, bool) or not isinstance(samples, int | float):
+    if not _is_real(samples):
         raise InvalidArgumentError(
             f"samples={samples!r} must be a count per array (int >= 1) "
             "or a fraction of each array (0 < float <= 1)."
         )
-    if isinstance(samples, int) and samples < 1:
+    count: int | float = int(samples) if _is_int(samples) else float(samples)
+    if isinstance(count, int) and count < 1:
         raise InvalidArgumentError(f"samples={samples!r} must be at least 1 per array.")
-    if isinstance(samples, float) and not 0 < samples <= 1:
+    if isinstance(count, float) and not 0 < count <= 1:
         raise InvalidArgumentError(
             f"samples={samples!r} as a float is a fraction of each array and must be in (0, 1]; "
             "pass an int for a count."
         )
-    return samples
+    return count
 
 
 def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise InvalidArgumentError(f"seed={seed!r} must be a non-negative int.")
     return int(seed)
 
 
 def _thresholds(thresholds: Any) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(t) for t in thresholds)
-    except (TypeError, ValueError):
-        values = ()
+    ordered = isinstance(thresholds, Sequence | np.ndarray) and not isinstance(thresholds, str)
+    values = (
+        tuple(float(t) for t in thresholds)
+        if ordered and all(_is_real(t) for t in thresholds)
+        else ()
+    )
     if len(values) != 3 or not 0 < values[0] < values[1] < values[2]:
         raise InvalidArgumentError(
             f"thresholds={thresholds!r} must be three increasing positive numbers "

@@ -41,6 +41,7 @@ from ._diagnose import (
     reach,
     settle,
     unresolved_range,
+    whole_arrays,
 )
 from ._engine import (
     BatchedExecutor,
@@ -66,6 +67,7 @@ from ._options import Options
 from ._progress import ProgressBar
 from ._report import Report, Settings
 from ._scalar import to_scalar
+from ._timeout import limited
 from ._tree import FlatParams, ParamTree, tree_arrays
 
 LONG_CHECK = 2_000_000
@@ -174,7 +176,7 @@ def run(subject: Subject, options: Options, started: float) -> Report:
 
 def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
     """Measure the cost's noise and choose every element's step."""
-    problem = _problem(subject, complex_step=options.scheme.complex_step)
+    problem = _problem(subject, complex_step=options.scheme.complex_step, timeout=options.timeout)
     leaves = problem.flat.leaves
     scales = [scale_of(np.asarray(leaf.array).real.reshape(-1)) for leaf in leaves]
     # Seeded coordinates, not the largest analytic ones: those are often a max-pool's maxima,
@@ -551,6 +553,7 @@ def _report(
         thresholds=options.thresholds, worst=options.worst, hints=options.hints,
         sigma=plan.sigma, eps=_pinned(options),
         suggested={c.rows.leaf.name: _suggested(c.rows, plan) for c in checked},
+        mode=options.mode,
     )  # fmt: skip
     params: list[ParamReport] = []
     mistakes: list[tuple[ParamReport, list[Finding]]] = []
@@ -577,6 +580,10 @@ def _report(
         findings.append(raised_steps(plan.raised, _pinned(options)))
     if subject.held:
         findings.append(held(subject.held))
+    if options.mode == "sample" and isinstance(options.samples, int):
+        small = [(leaf.name, leaf.size) for leaf in leaves if 0 < leaf.size < options.samples]
+        if small:
+            findings.append(whole_arrays(options.samples, small))
     verdict, passed = overall(p.verdict for p in params)
     return Report(
         difference=overall_difference([c.rows for c in checked]),
@@ -688,7 +695,7 @@ def _undetermined(subject: Subject, settings: Settings, findings: list[Finding],
     )
 
 
-def _problem(subject: Subject, *, complex_step: bool) -> Problem:
+def _problem(subject: Subject, *, complex_step: bool, timeout: float | None = None) -> Problem:
     """The zero-argument cost the engine evaluates after each in-place perturbation."""
     flat, target = subject.flat, subject.params
     if complex_step:
@@ -709,6 +716,8 @@ def _problem(subject: Subject, *, complex_step: bool) -> Problem:
         value: float | complex = to_scalar(evaluate(target), complex_ok=complex_step)
         return value
 
+    if timeout is not None:
+        cost = limited(cost, timeout)
     return Problem(cost=cost, flat=flat, base_value=subject.base_value, target=target)
 
 

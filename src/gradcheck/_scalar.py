@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import CostFunctionError
+from ._text import a_type
 
 AT_BASE = " at the given parameters"
 
@@ -41,23 +42,26 @@ def to_scalar(value: Any, *, where: str = "", complex_ok: bool = False) -> Any:
     """
     if isinstance(value, float):
         return value
+    if getattr(value, "requires_grad", False) is True:
+        raise CostFunctionError(
+            f"the cost function returned {a_type(value)} that requires grad{where}; "
+            "return a Python float: loss.item() (or loss.detach())."
+        )
     if isinstance(value, bool | np.bool_):
         raise CostFunctionError(_MSG_WRONG_TYPE.format(what=f"a bool ({value})", where=where))
     try:
         array = np.asarray(value)
     except Exception as exc:  # objects NumPy cannot read at all
         raise CostFunctionError(
-            _MSG_NOT_SCALAR.format(what=f"a {type(value).__name__}", where=where)
+            _MSG_NOT_SCALAR.format(what=f"{a_type(value)}", where=where)
         ) from exc
     kind = array.dtype.kind
     if array.size != 1 or kind not in "fiubc":
-        what = f"an array of shape {array.shape}" if kind in "fiubc" else _article(value)
+        what = f"an array of shape {array.shape}" if kind in "fiubc" else a_type(value)
         raise CostFunctionError(_MSG_NOT_SCALAR.format(what=what, where=where))
     scalar = array.reshape(()).item()
     if kind in "iub":
-        what = (
-            f"an integer ({scalar!r}, {_article(value)})" if kind != "b" else f"a bool ({scalar})"
-        )
+        what = f"an integer ({scalar!r}, {a_type(value)})" if kind != "b" else f"a bool ({scalar})"
         raise CostFunctionError(_MSG_WRONG_TYPE.format(what=what, where=where))
     if kind == "c" and not complex_ok:
         raise CostFunctionError(_MSG_COMPLEX.format(value=scalar, where=where))
@@ -70,8 +74,3 @@ def finite_at_base(value: Any, what: str = "cost") -> float:
     if not math.isfinite(scalar):
         raise CostFunctionError(_MSG_NOT_FINITE.format(what=what, value=scalar))
     return float(scalar)
-
-
-def _article(value: Any) -> str:
-    name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

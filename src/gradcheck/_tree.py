@@ -20,6 +20,7 @@ import optree
 from numpy.typing import NDArray
 
 from ._errors import ParamTreeError
+from ._text import a_type
 
 ParamTree = Any
 """A NumPy float array, or a dict / list / tuple (nested) of them; narrowed by `flatten`."""
@@ -115,6 +116,14 @@ def tree_arrays(params: ParamTree) -> list[Any]:
         return optree.tree_leaves(params, none_is_leaf=True, namespace=_NAMESPACE)
 
 
+def copy_arrays(params: ParamTree) -> ParamTree:
+    """The same tree around copies of its arrays (a thread's private theta)."""
+    with optree.dict_insertion_ordered(True, namespace=_NAMESPACE):
+        leaves, spec = optree.tree_flatten(params, none_is_leaf=True, namespace=_NAMESPACE)
+    copies = [a.copy() if isinstance(a, np.ndarray) else a for a in leaves]
+    return optree.tree_unflatten(spec, copies)
+
+
 def spell(name: str, index: tuple[int, ...]) -> str:
     """``name[3, 4]``, or just ``name`` for the element of a 0-d array."""
     return f"{name}[{', '.join(map(str, index))}]" if index else name
@@ -143,9 +152,9 @@ def flatten(params: ParamTree, *, hold_integers: bool = False) -> FlatParams:
     leaves: list[Leaf] = []
     held: list[tuple[str, str]] = []
     offset = 0
-    for array, accessor in zip(arrays, accessors, strict=True):
+    names = unique_names(accessors)
+    for array, accessor, name in zip(arrays, accessors, names, strict=True):
         path = _path_text(accessor)
-        name = _dotted_name(accessor)
         if hold_integers and isinstance(array, np.ndarray) and array.dtype.kind in "iub":
             held.append((name, str(array.dtype)))
             continue
@@ -187,11 +196,18 @@ def flatten_grads(grads: object, flat: FlatParams) -> NDArray[np.float64]:
     if isinstance(grads, np.ndarray) and _is_concatenated(grads, flat):
         _store(out, grads.reshape(-1), "grads", flat.leaves[0] if len(flat.leaves) == 1 else None)
         return out
+    if isinstance(grads, np.ndarray) and grads.ndim == 1 and flat.leaves[0].path:
+        raise ParamTreeError(
+            f"grads is a 1-D array of {grads.size:,} elements, but params holds "
+            f"{flat.size:,} coordinates in {len(flat.leaves)} arrays: pass the concatenated "
+            f"gradient ({flat.size:,} elements, in the order {', '.join(flat.names[:6])}"
+            f"{', ...' if len(flat.leaves) > 6 else ''}) or grads with the structure of params."
+        )
     for leaf in flat.leaves:
         grad, where = _find_grad(grads, leaf, flat.spec)
         if not isinstance(grad, np.ndarray | np.generic | float | int):
             raise ParamTreeError(
-                f"{where} is a {type(grad).__name__}, but it should be the gradient of "
+                f"{where} is {a_type(grad)}, but it should be the gradient of "
                 f"{leaf.describe()}: an array of shape {leaf.shape}." + _framework_hint(grad)
             )
         grad = np.asarray(grad)
@@ -238,7 +254,7 @@ def _is_concatenated(grads: NDArray[Any], flat: FlatParams) -> bool:
 
 
 def _store(out: NDArray[np.float64], values: NDArray[Any], where: str, leaf: Leaf | None) -> None:
-    if values.dtype.kind not in "fiub":
+    if values.dtype.kind not in "fiu":
         what = f"the gradient of {leaf.describe()}" if leaf else "the gradient"
         raise ParamTreeError(
             f"{where} has dtype {values.dtype}, but {what} must be real numbers (a float array)."
@@ -255,6 +271,18 @@ def _find_grad(grads: object, leaf: Leaf, spec: optree.PyTreeSpec) -> tuple[obje
             if not isinstance(node, Mapping):
                 raise _structure_error(where, node, leaf, "a dict")
             key = entry.entry
+            alias = "d" + key if isinstance(key, str) else None
+            if (
+                key in node
+                and alias in node
+                and alias not in spec.entries()
+                and node[key] is not node[alias]
+            ):
+                raise ParamTreeError(
+                    f'{where} has both "{key}" and "{alias}": which one is the gradient of '
+                    f"{leaf.describe()} is ambiguous. Keep one of them (or pass grads with "
+                    "exactly the keys of params)."
+                )
             if key in node:
                 chosen = key
             elif isinstance(key, str) and "d" + key in node:
@@ -285,7 +313,7 @@ def _find_grad(grads: object, leaf: Leaf, spec: optree.PyTreeSpec) -> tuple[obje
 
 def _structure_error(where: str, node: object, leaf: Leaf, expected: str) -> ParamTreeError:
     return ParamTreeError(
-        f"{where} is a {type(node).__name__}, but params has {expected} there (on the way to "
+        f"{where} is {a_type(node)}, but params has {expected} there (on the way to "
         f"{leaf.describe()}); grads must have the same structure as params."
     )
 
@@ -312,13 +340,21 @@ def _shape_message(where: str, shape: tuple[int, ...], leaf: Leaf) -> str:
 
 def _validate_array(array: object, where: str) -> None:
     if not isinstance(array, np.ndarray):
-        kind = "None" if array is None else f"a {type(array).__name__}"
+        kind = "None" if array is None else f"{a_type(array)}"
         hint = _framework_hint(array) or (
             f" Wrap it as np.array({array!r}, dtype=float) so it can be perturbed in place."
             if isinstance(array, float | int)
             else " Every parameter must be a NumPy float array."
         )
         raise ParamTreeError(f"{where} is {kind}, not a NumPy array.{hint}")
+    if type(array) is not np.ndarray and not isinstance(array, np.memmap):
+        raise ParamTreeError(
+            f"{where} is a {type(array).__module__}.{type(array).__name__}, an ndarray "
+            "subclass whose indexing or arithmetic differs from a plain array's (a mask, "
+            "matrix products, units), so perturbing and restoring it is not safe. Pass "
+            f"np.asarray({where}) (a plain view of the same memory) and make the cost work "
+            "on plain arrays."
+        )
     if array.dtype.kind != "f":
         hint = (
             "complex parameters are not supported"
@@ -364,8 +400,63 @@ def _path_text(accessor: optree.PyTreeAccessor) -> str:
     parts = []
     for entry in accessor:
         if isinstance(entry, optree.MappingEntry):
+            parts.append(f"[{_key_text(entry.entry)}]")
+        elif isinstance(entry, optree.SequenceEntry):
+            parts.append(f"[{entry.entry}]")
+        else:
+            parts.append(entry.codify(""))
+    return "".join(parts)
+
+
+def _key_text(key: object) -> str:
+    """A dict key as Python spells it: ``"W1"`` in double quotes where that is exact."""
+    if isinstance(key, str) and key.isprintable() and '"' not in key and "\\" not in key:
+        return f'"{key}"'
+    return repr(key)
+
+
+def unique_names(accessors: Sequence[optree.PyTreeAccessor]) -> list[str]:
+    """One printable name per leaf, never two alike.
+
+    The dotted name (``"layers.0.weight"``) where it is unambiguous; where two leaves would
+    print the same (keys ``1`` and ``"1"``, ``"a.b"`` and ``{"a": {"b": ...}}``) or a key is
+    empty or unprintable, the Python path with each key's repr (``[1]``, ``['1']``), which
+    tells any two keys apart.
+    """
+    dotted = [_dotted_name(accessor) for accessor in accessors]
+    counts: dict[str, int] = {}
+    for name in dotted:
+        counts[name] = counts.get(name, 0) + 1
+    names = [
+        name if counts[name] == 1 and _plain(accessor) else _repr_path(accessor)
+        for name, accessor in zip(dotted, accessors, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:  # two different keys with the same repr (custom key types)
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
+
+
+def _plain(accessor: optree.PyTreeAccessor) -> bool:
+    """Every key prints as itself: non-empty and printable."""
+    for entry in accessor:
+        if isinstance(entry, optree.MappingEntry):
             key = entry.entry
-            parts.append(f'["{key}"]' if isinstance(key, str) else f"[{key!r}]")
+            text = str(key)
+            if not text or not text.isprintable():
+                return False
+    return True
+
+
+def _repr_path(accessor: optree.PyTreeAccessor) -> str:
+    if not len(accessor):
+        return ROOT_NAME
+    parts = []
+    for entry in accessor:
+        if isinstance(entry, optree.MappingEntry):
+            parts.append(f"[{entry.entry!r}]")
         elif isinstance(entry, optree.SequenceEntry):
             parts.append(f"[{entry.entry}]")
         else:

@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._adapters import _torch, _torch_function
 from ._adapters._bridge import reject_complex_step, run_check
+from ._text import a_type
 
 __all__ = ["check_function", "check_module"]
 
@@ -96,7 +97,7 @@ def check_module(
     started = time.perf_counter()
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(
-            f"model must be a torch.nn.Module, but it is a {type(model).__name__}; "
+            f"model must be a torch.nn.Module, but it is {a_type(model)}; "
             "for a function of tensors use gradcheck.torch.check_function(fn, *inputs)."
         )
     require_callable(loss_fn, "loss_fn")

@@ -37,6 +37,7 @@ from torch.nn.modules.batchnorm import _NormBase
 
 from .._errors import CostFunctionError, InvalidArgumentError
 from .._scalar import to_scalar
+from .._text import a_type
 from ._bridge import Adapter, BatchedCost, HostArrays
 
 _MSG_NO_COPY = (
@@ -189,7 +190,7 @@ class ModuleCheck(Adapter):
                 what = (
                     f"a tensor of shape {tuple(loss.shape)}"
                     if isinstance(loss, torch.Tensor)
-                    else f"a {type(loss).__name__}"
+                    else f"{a_type(loss)}"
                 )
                 raise CostFunctionError(_MSG_LOSS.format(what=what))
             if not loss.requires_grad:
@@ -261,7 +262,7 @@ def host_scalar(value: Any, *, what: str) -> Any:
 
 def _as_tensor_loss(value: Any) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
-        raise CostFunctionError(_MSG_LOSS.format(what=f"a {type(value).__name__}"))
+        raise CostFunctionError(_MSG_LOSS.format(what=f"{a_type(value)}"))
     return value.reshape(()).to(torch.promote_types(value.dtype, torch.float64))
 
 

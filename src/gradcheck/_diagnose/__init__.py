@@ -8,7 +8,15 @@ of mistake (`_mistakes`), or why a mismatch is not one (`_benign`).
 
 from __future__ import annotations
 
-from ._benign import changed_during, held, nondeterministic, precision, raised_steps, reach
+from ._benign import (
+    changed_during,
+    held,
+    nondeterministic,
+    precision,
+    raised_steps,
+    reach,
+    whole_arrays,
+)
 from ._directional import unresolved_range
 from ._explain import (
     Circumstances,
@@ -43,4 +51,5 @@ __all__ = [
     "reach",
     "settle",
     "unresolved_range",
+    "whole_arrays",
 ]

@@ -357,6 +357,23 @@ def held(inputs: Sequence[tuple[str, str]]) -> Finding:
     )  # fmt: skip
 
 
+def whole_arrays(samples: int, small: Sequence[tuple[str, int]]) -> Finding:
+    """A sample count at or above an array's size: that array was checked in full."""
+    listed = ", ".join(f"{name} ({size:,})" for name, size in small[:_LISTED])
+    more = f" and {len(small) - _LISTED} more" if len(small) > _LISTED else ""
+    arrays = "array has" if len(small) == 1 else "arrays have"
+    pronoun = "it was" if len(small) == 1 else "they were"
+    return Finding(
+        kind="sampled",
+        param=None,
+        message=(
+            f"samples={samples:,} asks for more elements than the {arrays}: {listed}{more}; "
+            f"{pronoun} checked in full, every element once."
+        ),
+        detail={"samples": samples, "arrays": {name: size for name, size in small}},
+    )
+
+
 def unused(name: str) -> Finding:
     """Both gradients are exactly zero: the cost does not depend on this parameter here."""
     return Finding(

@@ -22,6 +22,7 @@ def explain_directions(
     tolerance: float,
     *,
     stopped: bool = False,
+    bisect: bool = False,
 ) -> Finding:
     """What a tensor that failed along its random directions looks like.
 
@@ -31,6 +32,7 @@ def explain_directions(
         hints: sizes that name scale factors.
         tolerance: the acceptable threshold.
         stopped: bisection stopped at its limit of wrong elements.
+        bisect: the check ran in mode="bisect" (so it does not suggest it).
     """
     name = rows.leaf.name
     ok = rows.measured()
@@ -94,11 +96,12 @@ def explain_directions(
             finding = replace(finding, message=finding.message.rstrip(".")
                               + " (bisection stopped there; there may be more).")  # fmt: skip
         return replace(finding, detail={**finding.detail, **detail})
-    where = (
-        "bisection could not single out its wrong elements; mode='full' finds them"
-        if elements is not None
-        else "mode='bisect' finds the wrong elements"
-    )
+    if elements is not None:
+        where = "bisection could not single out its wrong elements; mode='full' finds them"
+    elif bisect:
+        where = "bisection did not single it out; mode='full' finds the wrong elements"
+    else:
+        where = "mode='bisect' finds the wrong elements"
     return Finding(
         kind="localized",
         param=name,

@@ -116,6 +116,7 @@ class Circumstances:
     """The user's step, if pinned."""
     suggested: Mapping[str, float]
     """Per parameter, the step the measured noise calls for."""
+    mode: str = "full"
 
 
 def param_report(
@@ -230,7 +231,8 @@ def findings_for(
     elif verdict in (Verdict.SUSPICIOUS, Verdict.BUG):
         if rows.directions is not None:
             findings.append(explain_directions(rows, elements, c.hints, c.thresholds[1],
-                                               stopped=stopped))  # fmt: skip
+                                               stopped=stopped,
+                                               bisect=c.mode == "bisect"))  # fmt: skip
         else:
             findings.append(_mistake(rows, c))
     difference, error_bar = rows.difference()
@@ -308,7 +310,7 @@ def _mistake(rows: Rows, c: Circumstances) -> Finding:
         "order": order,
         "refined": worst.refined,
     }
-    if worst.steps and math.isfinite(order) and abs(order) < 0.5:
+    if worst.steps and math.isfinite(order) and abs(order) < 0.5:  # never near 2 (truncation)
         evidence = (
             f"the error stays put from step {min(worst.steps):.0e} to {max(worst.steps):.0e} "
             f"(observed order {order:.1f}), so it is not a finite-difference error"

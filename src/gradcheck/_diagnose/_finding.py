@@ -20,6 +20,7 @@ KINDS = (
     "noise",
     "unused",
     "skipped",
+    "sampled",
     "precision",
 )
 """Every kind a Finding can have, most important first."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import CostFunctionError
+from .._errors import CostFunctionError, EvaluationTimeoutError
 from .._tree import FlatParams, Leaf
 from ._executors import Executor, LoopExecutor
 from ._perturb import CoordinateFailedError, Guard, flat_view
@@ -184,6 +184,14 @@ def failure_error(
     index = leaf.index_of(coordinate)
     cause = failure.__cause__
     where = leaf.describe_element(index)
+    if isinstance(cause, EvaluationTimeoutError):
+        return EvaluationTimeoutError(
+            f"{cause} while {where} was moved by {shift} (coordinate "
+            f"{leaf.offset + coordinate} of theta). The check stopped; your arrays have been "
+            "restored.",
+            param=leaf.name,
+            index=index,
+        )
     return CostFunctionError(
         f"the cost function raised {type(cause).__name__}: {cause} "
         f"while {where} was moved by {shift} (coordinate {leaf.offset + coordinate} "

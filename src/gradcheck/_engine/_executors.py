@@ -25,13 +25,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._errors import CostFunctionError
+from .._errors import CostFunctionError, EvaluationTimeoutError, WorkerError
 from ._perturb import CoordinateFailedError, evaluate_coordinates
 
 BatchedCost = Callable[[int, NDArray[np.intp], NDArray[Any]], Any]
@@ -230,6 +230,8 @@ class BatchedExecutor:
     def _call(self, leaf_index: int, indices: NDArray[np.intp], values: NDArray[Any]) -> Any:
         try:
             result = np.asarray(self._batched(leaf_index, indices, values))
+        except EvaluationTimeoutError:
+            raise
         except Exception as exc:
             raise CostFunctionError(
                 f"the batched cost raised {type(exc).__name__}: {exc} for a batch of "
@@ -241,6 +243,12 @@ class BatchedExecutor:
                 f"perturbations; it must return one cost per batch element, shape "
                 f"({len(indices)},)."
             )
+        if result.dtype.kind != "f":
+            raise CostFunctionError(
+                f"the batched cost returned an array of dtype {result.dtype} for a batch of "
+                f"{len(indices)} perturbations; it must return float costs (an integer, bool "
+                "or complex cost has no real derivative to check)."
+            )
         return result
 
 
@@ -248,13 +256,24 @@ Payload = Callable[[], tuple[Sequence[NDArray[Any]], Callable[[], Any]]]
 """Run in a worker: returns the worker's private leaf arrays and a cost evaluating them."""
 
 
+POLL = 0.1
+"""Seconds between looks at a pool's futures: how soon Ctrl-C and a lost worker are seen."""
+
+
 class PoolExecutor:
-    """Evaluate chunks of coordinates in worker processes, each with its own copy of theta.
+    """Evaluate chunks of coordinates in workers, each with its own copy of theta.
 
     The problem (cost function and parameters) is serialized once with cloudpickle.
     A pool that gradcheck starts itself receives it once per worker at start-up; a
-    Dask client gets it scattered once to every worker; any other executor gets it
-    with each task (a few tasks per leaf).
+    Dask client gets it scattered once to every worker; a thread pool gets it without
+    pickling (each thread copies the arrays once); any other executor gets it with each
+    task (a few tasks per leaf).
+
+    Every wait has a way out: futures are polled every `POLL` seconds, so Ctrl-C stops the
+    check at once (the pool's pending work is cancelled and a pool of ours is terminated);
+    a worker that dies, exits or is lost becomes a `WorkerError`; with ``timeout`` a chunk
+    of one coordinate that runs past ``timeout`` times its evaluations (plus a second of
+    scheduling slack) becomes an `EvaluationTimeoutError`.
     """
 
     def __init__(
@@ -265,15 +284,30 @@ class PoolExecutor:
         progress: Progress | None,
         *,
         installed: str | None = None,
+        abort: Callable[[], None] | None = None,
+        timeout: float | None = None,
+        describe: Callable[[int, int], str] | None = None,
     ) -> None:
         self.workers = workers
         self._progress = progress
+        if hasattr(executor, "scatter") and hasattr(executor, "get_executor"):  # a Dask client
+            executor = executor.get_executor()  # its futures are concurrent.futures ones
         self._submit = executor.submit
+        self._abort = abort
+        self._timeout = timeout
+        self._describe = describe or (lambda leaf_index, coordinate: f"coordinate {coordinate}")
+        self._local: str | None = None
         self._source: Any
         if installed is not None:  # our own pool: every worker unpacked it at start-up
             self._source = (installed, None, os.getpid())
             return
-        key, blob = uuid.uuid4().hex, dumps(payload)
+        key = uuid.uuid4().hex
+        if isinstance(executor, ThreadPoolExecutor):  # same process: nothing to pickle
+            _LOCAL[key] = getattr(payload, "private", payload)
+            self._local = key
+            self._source = (key, None, os.getpid())
+            return
+        blob = dumps(payload)
         client = getattr(executor, "_client", None) or (
             executor if hasattr(executor, "scatter") else None
         )
@@ -282,31 +316,121 @@ class PoolExecutor:
         shipped = client.scatter(blob, broadcast=True, hash=False) if client else blob
         self._source = (key, shipped, os.getpid())
 
+    def close(self) -> None:
+        """Forget a thread pool's payload (its threads' copies go with the next check's)."""
+        if self._local is not None:
+            _LOCAL.pop(self._local, None)
+
     def evaluate(
         self, leaf_index: int, indices: NDArray[np.intp], points: Sequence[NDArray[Any]]
     ) -> NDArray[Any]:
-        parts = max(1, min(4 * self.workers, math.ceil(len(indices) / CHUNK)))
-        bounds = np.linspace(0, len(indices), parts + 1).astype(int)
-        ranges = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds) if hi > lo]
-        futures = [
-            self._submit(_evaluate_chunk, self._source, leaf_index, indices[lo:hi],
-                         [p[lo:hi] for p in points])
-            for lo, hi in ranges
-        ]  # fmt: skip
-        starts = [lo for lo, _ in ranges]
-        results = []
-        for start, future in zip(starts, futures, strict=True):
-            values, failure = future.result()
-            if failure is not None:
-                position, offset, cause = failure
-                for other in futures:
-                    other.cancel()
-                raise CoordinateFailedError(start + position, offset) from cause
-            results.append(values)
-            if self._progress:
-                self._progress(values.size)
-        return np.concatenate(results)
+        if self._timeout is not None:  # one coordinate per task, so each has its own clock
+            ranges = [(k, k + 1) for k in range(len(indices))]
+        else:
+            parts = max(1, min(4 * self.workers, math.ceil(len(indices) / CHUNK)))
+            bounds = np.linspace(0, len(indices), parts + 1).astype(int)
+            ranges = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+        results: dict[int, NDArray[Any]] = {}
+        queue = list(reversed(ranges))
+        running: dict[Any, tuple[int, int, float]] = {}
+        limit = self.workers if self._timeout is not None else len(ranges)
+        try:
+            while queue or running:
+                while queue and len(running) < limit:
+                    lo, hi = queue.pop()
+                    future = self._submit(_evaluate_chunk, self._source, leaf_index,
+                                          indices[lo:hi], [p[lo:hi] for p in points])  # fmt: skip
+                    running[future] = (lo, hi, time.monotonic())
+                done, _ = wait(list(running), timeout=POLL, return_when=FIRST_COMPLETED)
+                for future in done:
+                    lo, hi, _ = running.pop(future)
+                    results[lo] = self._collect(future, leaf_index, indices, lo, hi, running)
+                    if self._progress:
+                        self._progress(results[lo].size)
+                self._check_deadlines(leaf_index, indices, running, len(points))
+        except BaseException:
+            for future in running:
+                future.cancel()
+            if self._abort is not None:
+                self._abort()
+            raise
+        return np.concatenate([results[lo] for lo, _ in ranges])
 
+    def _collect(
+        self,
+        future: Any,
+        leaf_index: int,
+        indices: NDArray[np.intp],
+        lo: int,
+        hi: int,
+        running: dict[Any, tuple[int, int, float]],
+    ) -> NDArray[Any]:
+        """A finished chunk's values; a failure inside it, or a lost worker, raised."""
+        try:
+            values, failure = future.result()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            flight = [(lo, hi), *[(a, b) for a, b, _ in running.values()]]
+            raise self._lost(exc, leaf_index, indices, flight) from exc
+        if failure is None:
+            return values  # type: ignore[no-any-return]
+        position, offset, cause = failure
+        if isinstance(cause, KeyboardInterrupt):
+            raise KeyboardInterrupt("the cost raised KeyboardInterrupt in a worker")
+        if isinstance(cause, SystemExit):
+            where = self._describe(leaf_index, int(indices[lo + position]))
+            raise WorkerError(
+                f"the cost function called sys.exit({cause.code!r}) in a worker while "
+                f"{where} was moved. A worker cannot exit on its own: the check stopped. "
+                "Your arrays are intact (workers perturb their own copies).",
+                coordinates=hi - lo,
+            )
+        raise CoordinateFailedError(lo + position, offset) from cause
+
+    def _lost(
+        self,
+        exc: BaseException,
+        leaf_index: int,
+        indices: NDArray[np.intp],
+        flight: list[tuple[int, int]],
+    ) -> WorkerError:
+        count = sum(hi - lo for lo, hi in flight)
+        first = min(lo for lo, _ in flight)
+        where = self._describe(leaf_index, int(indices[first]))
+        kind = type(exc).__name__
+        return WorkerError(
+            f"a worker was lost ({kind}: {exc}) with {count} coordinate"
+            f"{'s' if count != 1 else ''} in flight, from {where}: it died, was killed or "
+            "exited (a crash in native code, os._exit, running out of memory?). Your arrays "
+            "are intact (workers perturb their own copies). Run the check without workers= "
+            "to see the cost fail in this process.",
+            coordinates=count,
+        )
+
+    def _check_deadlines(
+        self,
+        leaf_index: int,
+        indices: NDArray[np.intp],
+        running: dict[Any, tuple[int, int, float]],
+        evaluations: int,
+    ) -> None:
+        if self._timeout is None:
+            return
+        now = time.monotonic()
+        for lo, hi, started in running.values():
+            if now - started > self._timeout * evaluations * (hi - lo) + 1.0:
+                where = self._describe(leaf_index, int(indices[lo]))
+                raise EvaluationTimeoutError(
+                    f"the cost function ran past timeout={self._timeout:g} s per evaluation "
+                    f"while {where} was moved ({now - started:.1f} s for {evaluations} "
+                    "evaluations). The check stopped; your arrays are intact (workers perturb "
+                    "their own copies).",
+                )
+
+
+_LOCAL: dict[str, Payload] = {}
+"""Thread pools: each check's payload by key, handed to threads of this process unpickled."""
 
 _WORKER = threading.local()
 """Per worker thread: the problem it unpacked, so threads of one process never share the
@@ -338,8 +462,11 @@ def _evaluate_chunk(
     key, blob, parent = source
     installed = getattr(_WORKER, "installed", None)
     if installed is None or installed[0] != key:
-        assert blob is not None, "a worker without the problem installed got no payload"
-        install(key, blob, parent)
+        if key in _LOCAL and os.getpid() == parent:  # a thread of the caller's process
+            _WORKER.installed = (key, _LOCAL[key]())
+        else:
+            assert blob is not None, "a worker without the problem installed got no payload"
+            install(key, blob, parent)
     arrays, cost = _WORKER.installed[1]
     try:
         values = evaluate_coordinates(
@@ -347,6 +474,9 @@ def _evaluate_chunk(
         )
     except CoordinateFailedError as failure:
         return np.empty(0), (failure.position, failure.offset, _portable(failure.__cause__))
+    except (KeyboardInterrupt, SystemExit) as stop:  # the cost's; the worker itself lives on
+        position, offset = getattr(stop, "gradcheck_at", (0, 0))
+        return np.empty(0), (position, offset, stop)
     return np.array(values).T, None
 
 
@@ -364,11 +494,13 @@ def process_pool(workers: int, payload: Payload) -> tuple[ProcessPoolExecutor, s
     """Start a process pool whose workers each unpack the problem once, at start-up."""
     import multiprocessing
 
-    # fork starts fastest, but forking a process where JAX (multithreaded) is loaded can
-    # deadlock; a fork server is clean and only slower to start.
+    # fork starts fastest, but forking a process that runs other threads (JAX's, a Dask
+    # cluster's, a thread pool's) copies their locks mid-use and can deadlock or inherit
+    # their signal handling; a fork server is clean and only slower to start.
     methods = multiprocessing.get_all_start_methods()
-    method = "fork" if "fork" in methods and "jax" not in sys.modules else methods[0]
-    if "jax" in sys.modules and "forkserver" in methods:
+    threaded = "jax" in sys.modules or threading.active_count() > 1
+    method = "fork" if "fork" in methods and not threaded else methods[0]
+    if threaded and "forkserver" in methods:
         method = "forkserver"
     key = uuid.uuid4().hex
     blob = dumps(payload)
@@ -393,7 +525,31 @@ def _limit_threads() -> None:
 
 
 def dumps(payload: object) -> bytes:
-    """Serialize a problem for another process; closures and lambdas need cloudpickle."""
+    """Serialize a problem for another process; closures and lambdas need cloudpickle.
+
+    Raises:
+        CostFunctionError: the cost or the parameters cannot be pickled (a lock, an open
+            file): says so and what to use instead.
+    """
     import cloudpickle
 
-    return bytes(cloudpickle.dumps(payload))
+    try:
+        return bytes(cloudpickle.dumps(payload))
+    except Exception as exc:
+        raise CostFunctionError(
+            f"the cost function or the parameters cannot be sent to worker processes "
+            f"({type(exc).__name__}: {exc}). Make what the cost uses picklable, or evaluate "
+            "in threads (executor=concurrent.futures.ThreadPoolExecutor(n), which needs no "
+            "pickling) or in this process (no workers=)."
+        ) from exc
+
+
+def terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool of ours now: kill its processes instead of waiting for their chunks."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)

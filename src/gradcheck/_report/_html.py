@@ -25,6 +25,7 @@ import numpy as np
 from .._compare import ParamReport, Verdict
 from .._diagnose import Finding
 from .._errors import MissingExtraError
+from .._text import count
 from .._version import __version__
 from . import Report
 from ._files import write_atomically
@@ -157,7 +158,7 @@ def _banner(report: Report) -> dict[str, Any]:
             headline += f" Worst parameter: {report.worst.name}."
     mode = s.mode
     if s.directions:
-        mode += f" ({s.directions} directions per tensor)"
+        mode += f" ({count(s.directions, 'direction')} per tensor)"
     elif report.checked < report.size:
         mode += f" ({report.checked:,} of {report.size:,})"
     return {

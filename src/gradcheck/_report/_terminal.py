@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._compare import ParamReport, Verdict
+from .._text import count
 from . import Report
 
 WIDTH = 100
@@ -59,7 +60,7 @@ def _settings_line(report: Report) -> str:
     mode = s.mode if s.mode != "sample" else f"sample ({report.checked:,} of {report.size:,})"
     if s.directions:
         mode += (
-            f" ({s.directions} directions per tensor: an error of {s.detectable:g} of a "
+            f" ({count(s.directions, 'direction')} per tensor: an error of {s.detectable:g} of a "
             f"tensor's gradient norm escapes with probability {s.miss_probability:.1g})"
         )
     executor = f" · {s.executor}" if s.executor != "loop" else ""
@@ -83,7 +84,7 @@ def _table(report: Report) -> Table:
     table.add_column("analytic", justify="right")
     table.add_column("numeric", justify="right")
     for param in report.params.values():
-        row: list[str | Text] = [param.name, _shape(param.shape)]
+        row: list[str | Text] = [Text(param.name), _shape(param.shape)]
         if sampled:
             row.append(f"{param.checked:,}")
         row += [
@@ -119,7 +120,7 @@ def _headline(report: Report) -> Text:
     unknown = sum(p.nonfinite for p in report.params.values())
     if unknown and verdict.passes:
         text.append(
-            f" Not verified at {unknown} coordinates where a value was nan or inf.",
+            f" Not verified at {count(unknown, 'coordinate')} where a value was nan or inf.",
             style="yellow",
         )
     return text
