@@ -373,3 +373,39 @@ def test_bisect_mode_never_suggests_bisect_mode():
     r = gradcheck.check(_square, w, grads, mode="bisect")
     assert not r.passed
     assert all("mode='bisect'" not in f.message for f in r.findings)
+
+
+# --- framework adapters ---------------------------------------------------------------------
+
+
+def test_torch_adapters_name_a_failing_loss_and_take_progress():
+    torch = pytest.importorskip("torch")
+    import gradcheck.torch
+
+    model = torch.nn.Linear(3, 2)
+
+    def loss(m):
+        raise ValueError("shapes do not match")
+
+    with pytest.raises(CostFunctionError, match=r"loss_fn raised ValueError: shapes do not match"):
+        gradcheck.torch.check_module(model, loss, progress=False)
+    with pytest.raises(CostFunctionError, match=r"fn raised ValueError"):
+        gradcheck.torch.check_function(lambda x: loss(x), torch.ones(3, requires_grad=True))
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    report = gradcheck.torch.check_module(model, lambda m: m(x).square().mean(), progress=False,
+                                          timeout=10)  # fmt: skip
+    assert report.passed
+
+
+def test_the_jax_adapter_names_a_failing_function_and_takes_progress():
+    pytest.importorskip("jax")
+    import gradcheck.jax
+
+    def fn(p):
+        raise ValueError("bad leaf")
+
+    with pytest.raises(CostFunctionError, match=r"fn raised ValueError: bad leaf"):
+        gradcheck.jax.check_function(fn, {"w": np.ones(3)}, progress=False)
+    report = gradcheck.jax.check_function(lambda p: (p["w"] ** 2).sum(), {"w": np.ones(3)},
+                                          progress=False)  # fmt: skip
+    assert report.passed

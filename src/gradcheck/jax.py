@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("gradcheck.jax needs JAX: pip install 'gradcheck[jax]'.") from exc
 
 from ._adapters import _jax
-from ._adapters._bridge import run_check
+from ._adapters._bridge import at_base, run_check
 
 __all__ = ["check_function"]
 
@@ -50,6 +50,8 @@ def check_function(
     worst: int = DEFAULT_WORST,
     batch_size: int | None = None,
     time_steps: int | None = None,
+    progress: bool = True,
+    timeout: float | None = None,
 ) -> Report:
     """Check ``jax.grad`` (or ``jax.vjp``) of a function of a pytree against finite differences.
 
@@ -75,6 +77,8 @@ def check_function(
         worst: as for `gradcheck.check`.
         batch_size: as for `gradcheck.check`.
         time_steps: as for `gradcheck.check`.
+        progress: as for `gradcheck.check`.
+        timeout: as for `gradcheck.check`.
 
     Returns:
         A Report with one entry per floating leaf, named by its path in dotted form
@@ -92,7 +96,8 @@ def check_function(
     require_callable(fn, "fn")
     options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps)  # fmt: skip
+                       time_steps=time_steps, progress=progress,
+                       timeout=timeout)  # fmt: skip
     if dtype is not None:
         try:
             floating = np.dtype(dtype).kind == "f"
@@ -103,6 +108,6 @@ def check_function(
                 f"dtype={dtype!r} must be a floating dtype (np.float64, the default, or "
                 "np.float32) or None to keep the leaves' own."
             )
-    check = _jax.FunctionCheck(fn, params, dtype, options.seed)
+    check = at_base(lambda: _jax.FunctionCheck(fn, params, dtype, options.seed), "fn")
     with check.precision():
         return run_check(check, options, started)

@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._adapters import _torch, _torch_function
-from ._adapters._bridge import reject_complex_step, run_check
+from ._adapters._bridge import at_base, reject_complex_step, run_check
 from ._text import a_type
 
 __all__ = ["check_function", "check_module"]
@@ -52,6 +52,8 @@ def check_module(
     worst: int = DEFAULT_WORST,
     batch_size: int | None = None,
     time_steps: int | None = None,
+    progress: bool = True,
+    timeout: float | None = None,
 ) -> Report:
     """Check the gradients autograd gives for every parameter of a module.
 
@@ -77,6 +79,8 @@ def check_module(
         worst: as for `gradcheck.check`.
         batch_size: as for `gradcheck.check`.
         time_steps: as for `gradcheck.check`.
+        progress: as for `gradcheck.check`.
+        timeout: as for `gradcheck.check`.
 
     Returns:
         A Report with one entry per parameter, named as in ``model.named_parameters()``.
@@ -103,11 +107,13 @@ def check_module(
     require_callable(loss_fn, "loss_fn")
     options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps)  # fmt: skip
+                       time_steps=time_steps, progress=progress,
+                       timeout=timeout)  # fmt: skip
     reject_complex_step(options, "torch modules")
     _require_float_dtype(dtype)
     with _torch.forked_rng([*model.parameters(), *model.buffers()]):
-        return run_check(_torch.ModuleCheck(model, loss_fn, dtype), options, started)
+        adapted = at_base(lambda: _torch.ModuleCheck(model, loss_fn, dtype), "loss_fn")
+        return run_check(adapted, options, started)
 
 
 def check_function(
@@ -123,6 +129,8 @@ def check_function(
     worst: int = DEFAULT_WORST,
     batch_size: int | None = None,
     time_steps: int | None = None,
+    progress: bool = True,
+    timeout: float | None = None,
 ) -> Report:
     """Check a custom autograd Function, or any function of tensors, input by input.
 
@@ -146,6 +154,8 @@ def check_function(
         worst: as for `gradcheck.check`.
         batch_size: as for `gradcheck.check`.
         time_steps: as for `gradcheck.check`.
+        progress: as for `gradcheck.check`.
+        timeout: as for `gradcheck.check`.
 
     Returns:
         A Report with one entry per checked input, in argument order, named after
@@ -164,12 +174,14 @@ def check_function(
     require_callable(fn, "fn")
     options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
                        thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps)  # fmt: skip
+                       time_steps=time_steps, progress=progress,
+                       timeout=timeout)  # fmt: skip
     reject_complex_step(options, "torch functions")
     _require_float_dtype(dtype)
     tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
     with _torch.forked_rng(tensors):
-        check = _torch_function.FunctionCheck(fn, inputs, dtype, options.seed)
+        check = at_base(lambda: _torch_function.FunctionCheck(fn, inputs, dtype, options.seed),
+                        "fn")  # fmt: skip
         return run_check(check, options, started)
 
 

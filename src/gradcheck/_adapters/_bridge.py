@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._api import UPSTREAM_SALT
-from .._errors import InvalidArgumentError
+from .._errors import CostFunctionError, GradcheckError, InvalidArgumentError
 from .._options import Options
 from .._pipeline import Subject, run
 from .._report import Report
@@ -108,12 +108,28 @@ AUTO_BATCH_SIZE = 5_000
 """Checks of at least this many parameters use the framework's vectorized cost."""
 
 
+T = TypeVar("T")
+
+
+def at_base(build: Callable[[], T], what: str) -> T:
+    """Run the user's function at the given point; its own failure becomes a named error."""
+    try:
+        return build()
+    except GradcheckError:
+        raise
+    except Exception as exc:
+        raise CostFunctionError(
+            f"{what} raised {type(exc).__name__}: {exc} at the given parameters, before any "
+            "perturbation; fix it there first (the traceback above shows where)."
+        ) from exc
+
+
 def run_check(adapted: Adapter, options: Options, started: float) -> Report:
     """Build the Subject from a prepared adapter and run the check."""
     params = adapted.params
     flat = flatten(params)
     analytic = flatten_grads(adapted.grads, flat)
-    base_value = finite_at_base(adapted.evaluate(params), "cost")
+    base_value = finite_at_base(at_base(lambda: adapted.evaluate(params), "the loss"), "cost")
 
     def repeat() -> tuple[float, bool]:
         second = to_scalar(adapted.evaluate(params), where=AT_BASE)
