@@ -11,7 +11,7 @@ perturbs the user's own arrays in place through the leaves.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -396,11 +396,13 @@ def _framework_hint(value: object) -> str:
     return f" This looks like a {module} array: {hint}." if hint else ""
 
 
-def _path_text(accessor: optree.PyTreeAccessor) -> str:
+def _path_text(accessor: optree.PyTreeAccessor, key: Callable[[object], str] | None = None) -> str:
+    """The path as Python indexes it: ``["layers"][0]``; ``key`` spells dict keys."""
+    spell_key = key or _key_text
     parts = []
     for entry in accessor:
         if isinstance(entry, optree.MappingEntry):
-            parts.append(f"[{_key_text(entry.entry)}]")
+            parts.append(f"[{spell_key(entry.entry)}]")
         elif isinstance(entry, optree.SequenceEntry):
             parts.append(f"[{entry.entry}]")
         else:
@@ -451,17 +453,7 @@ def _plain(accessor: optree.PyTreeAccessor) -> bool:
 
 
 def _repr_path(accessor: optree.PyTreeAccessor) -> str:
-    if not len(accessor):
-        return ROOT_NAME
-    parts = []
-    for entry in accessor:
-        if isinstance(entry, optree.MappingEntry):
-            parts.append(f"[{entry.entry!r}]")
-        elif isinstance(entry, optree.SequenceEntry):
-            parts.append(f"[{entry.entry}]")
-        else:
-            parts.append(entry.codify(""))
-    return "".join(parts)
+    return _path_text(accessor, repr) if len(accessor) else ROOT_NAME
 
 
 def _dotted_name(accessor: optree.PyTreeAccessor) -> str:
