@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck import Verdict
-from gradcheck._compare import DEFAULT_THRESHOLDS, normalized_difference
+from gradcheck._compare import normalized_difference
 from gradcheck._diagnose import compare
+from gradcheck._results import DEFAULT_THRESHOLDS
 from gradcheck._tree import flatten
 from strategies import corruptions, smooth_problems
 

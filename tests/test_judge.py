@@ -10,14 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradcheck._compare import (
-    DEFAULT_THRESHOLDS,
-    Verdict,
     directional_difference,
     judge,
     normalized_difference,
-    overall,
     relative_error_bar,
 )
+from gradcheck._results import DEFAULT_THRESHOLDS, Verdict, overall
 
 NAN, INF = math.nan, math.inf
 C, A, S, INC, B = (Verdict.CORRECT, Verdict.ACCEPTABLE, Verdict.SUSPICIOUS, Verdict.INCONCLUSIVE,

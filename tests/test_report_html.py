@@ -22,8 +22,9 @@ import pytest
 import gradcheck
 from gradcheck import MissingExtraError, Report
 from gradcheck._diagnose import compare
-from gradcheck._report import Settings, _html
+from gradcheck._report import _html
 from gradcheck._report._html import render_html
+from gradcheck._results import Settings
 from gradcheck._tree import flatten
 from gradcheck.demo import BUGS, check_demo
 

@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from ._api import check as check
     from ._api import check_layer as check_layer
     from ._api import gradient_checking as gradient_checking
-    from ._compare import ElementError as ElementError
-    from ._compare import ParamReport as ParamReport
-    from ._compare import Verdict as Verdict
-    from ._diagnose import Finding as Finding
     from ._errors import CostFunctionError as CostFunctionError
     from ._errors import EvaluationTimeoutError as EvaluationTimeoutError
     from ._errors import GradcheckError as GradcheckError
@@ -34,18 +30,22 @@ if TYPE_CHECKING:
     from ._errors import MissingExtraError as MissingExtraError
     from ._errors import ParamTreeError as ParamTreeError
     from ._errors import WorkerError as WorkerError
-    from ._report import Report as Report
-    from ._report import Settings as Settings
+    from ._results import ElementError as ElementError
+    from ._results import Finding as Finding
+    from ._results import ParamReport as ParamReport
+    from ._results import Report as Report
+    from ._results import Settings as Settings
+    from ._results import Verdict as Verdict
     from ._version import __version__ as __version__
 
 _WHERE = {
     "check": "._api",
     "check_layer": "._api",
     "gradient_checking": "._api",
-    "ElementError": "._compare",
-    "ParamReport": "._compare",
-    "Verdict": "._compare",
-    "Finding": "._diagnose",
+    "ElementError": "._results",
+    "ParamReport": "._results",
+    "Verdict": "._results",
+    "Finding": "._results",
     "CostFunctionError": "._errors",
     "EvaluationTimeoutError": "._errors",
     "GradcheckError": "._errors",
@@ -55,8 +55,8 @@ _WHERE = {
     "MissingExtraError": "._errors",
     "ParamTreeError": "._errors",
     "WorkerError": "._errors",
-    "Report": "._report",
-    "Settings": "._report",
+    "Report": "._results",
+    "Settings": "._results",
     "__version__": "._version",
 }
 

@@ -10,13 +10,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST, normalized_difference
+from ._compare import normalized_difference
 from ._engine import Guard, Method, Mode
 from ._engine._perturb import evaluate_coordinates
 from ._errors import CostFunctionError, InvalidArgumentError
 from ._options import DEFAULT_DETECTABLE, DEFAULT_MISS_PROBABILITY, require_callable, validate
 from ._pipeline import Subject, run
-from ._report import Report
+from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
 from ._scalar import AT_BASE, finite_at_base, to_scalar
 from ._text import a_type
 from ._tree import ParamTree, flatten, flatten_grads, select_present

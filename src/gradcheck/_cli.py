@@ -23,7 +23,7 @@ from rich.console import Console
 from ._api import check
 from ._engine import METHODS, MODES
 from ._errors import GradcheckError, MissingExtraError, WorkerError
-from ._report import Report
+from ._results import Report
 from ._text import a_type
 
 EXIT_PASSED, EXIT_MISMATCH, EXIT_ERROR, EXIT_FAILURE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

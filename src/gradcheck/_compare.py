@@ -10,75 +10,23 @@ acceptable threshold, or it lies within error bars that are themselves small eno
 rule out a bug. Whatever the evidence cannot settle — a step that rounded away, a cost
 that is not finite, error bars too wide, a kink the analytic value cannot be reconciled
 with — is `Verdict.INCONCLUSIVE`, which never passes. The overall verdict and ``passed``
-come from the parameters' verdicts through one function, `overall`.
+come from the parameters' verdicts through one function, `gradcheck._results.overall`.
 """
 
 from __future__ import annotations
 
-import enum
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._norms import stable_norm
+from ._results import ElementError, Verdict
 
-DEFAULT_THRESHOLDS = (1e-7, 1e-5, 1e-3)
-DEFAULT_WORST = 5
 CONFIDENCE = 3.0
 """A difference within this many error bars is what finite-difference error alone can give."""
-
-
-class Verdict(enum.StrEnum):
-    """How a parameter (or a whole check) reads against the thresholds (t1, t2, t3).
-
-    ``correct`` < t1 <= ``acceptable`` < t2 <= ``suspicious`` < t3 <= ``bug``; and
-    ``inconclusive`` where the evidence could not settle it (never a pass). Severity runs
-    correct, acceptable, suspicious, inconclusive, bug.
-    """
-
-    CORRECT = "correct"
-    ACCEPTABLE = "acceptable"
-    SUSPICIOUS = "suspicious"
-    INCONCLUSIVE = "inconclusive"
-    BUG = "bug"
-
-    @classmethod
-    def of(cls, difference: float, thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> Verdict:
-        """Read a difference against the thresholds (nan reads as a bug)."""
-        correct, acceptable, suspicious = thresholds
-        if difference < correct:
-            return cls.CORRECT
-        if difference < acceptable:
-            return cls.ACCEPTABLE
-        if difference < suspicious:
-            return cls.SUSPICIOUS
-        return cls.BUG
-
-    @property
-    def rank(self) -> int:
-        """0 for correct up to 4 for bug, to find the worst of several verdicts."""
-        return list(Verdict).index(self)
-
-    @property
-    def passes(self) -> bool:
-        """Whether this verdict lets a check pass (correct or acceptable)."""
-        return self in (Verdict.CORRECT, Verdict.ACCEPTABLE)
-
-
-def overall(verdicts: Iterable[Verdict]) -> tuple[Verdict, bool]:
-    """The verdict of a whole check, and whether it passed: the worst parameter decides.
-
-    The one place where ``passed`` is derived, so a report can never say "correct" and
-    not pass, or pass with an inconclusive parameter.
-    """
-    listed = list(verdicts)
-    if not listed:
-        return Verdict.INCONCLUSIVE, False
-    worst = max(listed, key=lambda v: v.rank)
-    return worst, worst.passes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,75 +92,6 @@ def judge(
     if resolved:
         return Judgement(verdict=Verdict.ACCEPTABLE, settled=True)
     return Judgement(verdict=Verdict.INCONCLUSIVE, settled=False, reason="noise")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ElementError:
-    """One checked element of a parameter: both gradient values and how far apart they are."""
-
-    index: tuple[int, ...]
-    """Index into the parameter's shape."""
-    coordinate: int
-    """Index into theta, the concatenation of all parameters."""
-    analytic: float
-    numeric: float
-    abs_error: float
-    """``|analytic - numeric|``."""
-    rel_error: float
-    """``|analytic - numeric| / (|analytic| + |numeric|)``, 0 when both are 0."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Elements:
-    """Every checked element of one parameter, for plots (kept out of JSON: it can be large)."""
-
-    local: NDArray[np.intp]
-    """[k] flat (C-order) indices into the parameter."""
-    analytic: NDArray[np.float64]
-    numeric: NDArray[np.float64]
-    excluded: NDArray[np.bool_]
-    """[k] verified at a kink (the analytic value lies between the one-sided slopes) and left
-    out of the difference."""
-    error: NDArray[np.float64] | None = None
-    """[k] the error bar of each numeric value (None: not known)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ParamReport:
-    """The comparison for one parameter array."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    size: int
-    checked: int
-    """How many of its elements were compared (all of them in mode="full")."""
-    difference: float
-    verdict: Verdict
-    passed: bool
-    worst: tuple[ElementError, ...]
-    """The elements with the largest ``|analytic - numeric|``, worst first."""
-    mismatches: int
-    """Checked elements off by more than the second threshold, relative to their magnitude
-    plus the parameter's typical gradient magnitude (so round-off on near-zero elements
-    does not count)."""
-    norm_analytic: float
-    norm_numeric: float
-    nonfinite: int
-    """Checked elements whose numeric or analytic value is nan or inf (not in the difference)."""
-    excluded: int = 0
-    """Checked elements verified at a kink of the cost (the analytic value is a valid
-    one-sided slope), left out of the difference."""
-    error_bar: float = math.nan
-    """The difference that finite-difference error alone (round-off and truncation) would
-    give, from the measured noise of the cost and the steps used; nan where not estimated."""
-    directions: int = 0
-    """Random directions it was checked along (directional and bisect modes; 0 otherwise)."""
-    unresolved: int = 0
-    """Checked elements (or directions) with no usable evidence: a step that rounded away, a
-    cost that was not finite, a kink the analytic value lies outside of."""
-    elements: Elements | None = field(default=None, repr=False, compare=False)
-    """All checked elements' values (None for a report read back from JSON)."""
 
 
 def normalized_difference(numeric: NDArray[np.float64], analytic: NDArray[np.float64]) -> float:

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._engine import METHODS, MODES, SCHEMES, Mode, Scheme
 from ._errors import InvalidArgumentError, invalid_choice
+from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._text import a_type
 
 Eps = float | Literal["auto"] | None

@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._compare import CONFIDENCE, Judgement, ParamReport, Verdict, judge, overall
+from ._compare import CONFIDENCE, Judgement, judge
 from ._diagnose import (
     Circumstances,
     Context,
-    Finding,
     Rows,
     Status,
     changed_during,
@@ -65,7 +64,7 @@ from ._evaluation import executor_for
 from ._norms import stable_norm
 from ._options import Options
 from ._progress import ProgressBar
-from ._report import Report, Settings
+from ._results import Finding, ParamReport, Report, Settings, Verdict, overall
 from ._scalar import to_scalar
 from ._timeout import limited
 from ._tree import FlatParams, ParamTree, tree_arrays

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from ._report import Report
+    from ._results import Report
 
 _DIRECTORY = pytest.StashKey["Path | None"]()
 _WRITTEN = pytest.StashKey["list[Path]"]()

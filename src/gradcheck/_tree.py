@@ -20,6 +20,7 @@ import optree
 from numpy.typing import NDArray
 
 from ._errors import ParamTreeError
+from ._frameworks import hint_for
 from ._text import a_type
 
 ParamTree = Any
@@ -29,11 +30,6 @@ ROOT_NAME = "theta"
 """Name of the parameter when params is a single array rather than a container."""
 
 _NAMESPACE = "gradcheck"
-_FRAMEWORK_HINTS = {
-    "torch": "for PyTorch tensors and modules use gradcheck.torch.check_module / check_function",
-    "jax": "for JAX arrays use gradcheck.jax.check_function",
-    "jaxlib": "for JAX arrays use gradcheck.jax.check_function",
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,9 +387,8 @@ def _reject_shared_memory(leaves: list[Leaf]) -> None:
 
 
 def _framework_hint(value: object) -> str:
-    module = type(value).__module__.split(".")[0]
-    hint = _FRAMEWORK_HINTS.get(module)
-    return f" This looks like a {module} array: {hint}." if hint else ""
+    hint = hint_for(value)
+    return f" {hint}" if hint else ""
 
 
 def _path_text(accessor: optree.PyTreeAccessor, key: Callable[[object], str] | None = None) -> str:

@@ -17,11 +17,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._engine import Method, Mode
 from ._errors import InvalidArgumentError, MissingExtraError
 from ._options import require_callable, validate
-from ._report import Report
+from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
 
 try:
     import jax  # noqa: F401  # imported here so that a missing JAX gives the install hint

@@ -8,10 +8,12 @@ its worst elements, and the findings.
 - `assert_gradients_correct`: NumPy, same arguments as `gradcheck.check`.
 - `assert_layer_gradients_correct`: same arguments as `gradcheck.check_layer`.
 - `assert_module_gradients_correct`: a PyTorch module, as `gradcheck.torch.check_module`.
-- `assert_function_gradients_correct`: a PyTorch or JAX function. The framework is
-  read from the inputs: torch tensors go to `gradcheck.torch.check_function`
-  (``fn, *inputs``), a pytree holding JAX arrays to `gradcheck.jax.check_function`
-  (``fn, params``). Frameworks are found in ``sys.modules``, never imported here.
+- `assert_function_gradients_correct`: a function of any registered framework
+  (`gradcheck._frameworks`). The framework is read from the inputs: torch tensors go
+  to `gradcheck.torch.check_function` (``fn, *inputs``), a pytree holding JAX arrays
+  to `gradcheck.jax.check_function` (``fn, params``). Frameworks are found in
+  ``sys.modules``, never imported here. HIPS autograd differentiates plain NumPy
+  arrays, which cannot be told from NumPy's: name it, ``framework="autograd"``.
 
 With the pytest plugin's ``--gradcheck-report=DIR``, every report these helpers
 produce is also written to DIR.
@@ -19,16 +21,15 @@ produce is also written to DIR.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
 from ._api import check, check_layer
-from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._engine import Method, Mode
-from ._errors import GradientMismatchError, InvalidArgumentError
-from ._report import Report
+from ._errors import GradientMismatchError, InvalidArgumentError, invalid_choice
+from ._frameworks import FRAMEWORKS, Framework, detect
+from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
 from ._tree import ParamTree
 
 __all__ = [
@@ -43,10 +44,15 @@ Eps = float | Literal["auto"] | None
 _listeners: list[Callable[[Report], object]] = []
 
 _MSG_NO_FRAMEWORK = (
-    "assert_function_gradients_correct found no torch tensor among the inputs and no JAX "
-    "array in them; it checks PyTorch or JAX functions. For a NumPy function use "
-    "assert_gradients_correct(f, params, grads) or assert_layer_gradients_correct(forward, "
-    "backward, inputs); for JAX, pass the params as JAX arrays (jnp.asarray)."
+    "assert_function_gradients_correct found no {arrays} among the inputs; it checks "
+    "framework functions. For a NumPy function use assert_gradients_correct(f, params, "
+    "grads) or assert_layer_gradients_correct(forward, backward, inputs); for JAX, pass "
+    "the params as JAX arrays (jnp.asarray); for {undetectable}, whose arrays are NumPy's, "
+    "name it: framework={names}."
+)
+_MSG_ONE_PYTREE = (
+    "a {title} function is checked as fn(params) with one pytree of params, but {count} "
+    "inputs were given; pack them into one tuple or dict."
 )
 
 
@@ -121,32 +127,32 @@ def assert_module_gradients_correct(
 
 
 def assert_function_gradients_correct(
-    fn: Callable[..., Any], *inputs: Any, **options: Any
+    fn: Callable[..., Any], *inputs: Any, framework: str | None = None, **options: Any
 ) -> Report:
-    """Assert that a PyTorch or JAX function's gradients are right (framework read from inputs).
+    """Assert that a framework function's gradients are right (framework read from inputs).
 
     PyTorch: ``assert_function_gradients_correct(fn, *tensors, **options)`` as
     `gradcheck.torch.check_function`. JAX: ``assert_function_gradients_correct(fn,
-    params, **options)`` as `gradcheck.jax.check_function`.
+    params, **options)`` as `gradcheck.jax.check_function`. HIPS autograd, whose
+    inputs are plain NumPy arrays: ``assert_function_gradients_correct(fn, params,
+    framework="autograd", **options)`` as `gradcheck.autograd.check_function`.
+
+    Args:
+        fn: the function to check.
+        *inputs: its inputs (PyTorch), or its one pytree of params (JAX, autograd).
+        framework: the framework's name ("torch", "jax", "autograd"); None reads it
+            from the inputs.
+        **options: the options of the framework's ``check_function``.
 
     Raises:
         GradientMismatchError: the gradients do not pass; the message is the rendered report.
-        InvalidArgumentError: the inputs hold neither torch tensors nor JAX arrays.
+        InvalidArgumentError: no framework is named and none is found in the inputs.
     """
     __tracebackhide__ = True
-    framework = _framework_of(inputs)
-    if framework == "torch":
-        from .torch import check_function as check_torch
-
-        return _verdict(check_torch(fn, *inputs, **options))
-    if len(inputs) != 1:
-        raise InvalidArgumentError(
-            f"a JAX function is checked as fn(params) with one pytree of params, but "
-            f"{len(inputs)} inputs were given; pack them into one tuple or dict."
-        )
-    from .jax import check_function as check_jax
-
-    return _verdict(check_jax(fn, inputs[0], **options))
+    chosen = _framework(inputs, framework)
+    if chosen.pytree_params and len(inputs) != 1:
+        raise InvalidArgumentError(_MSG_ONE_PYTREE.format(title=chosen.title, count=len(inputs)))
+    return _verdict(chosen.checker()(fn, *inputs, **options))
 
 
 @contextmanager
@@ -171,13 +177,22 @@ def _verdict(report: Report) -> Report:
     return report
 
 
-def _framework_of(inputs: Sequence[Any]) -> Literal["torch", "jax"]:
-    torch = sys.modules.get("torch")
-    if torch is not None and any(isinstance(x, torch.Tensor) for x in inputs):
-        return "torch"
-    jax = sys.modules.get("jax")
-    if jax is not None:
-        leaves = jax.tree_util.tree_leaves(list(inputs))
-        if any(isinstance(leaf, jax.Array) for leaf in leaves):
-            return "jax"
-    raise InvalidArgumentError(_MSG_NO_FRAMEWORK)
+def _framework(inputs: Sequence[Any], name: str | None) -> Framework:
+    """The framework named, or the one whose arrays are among the inputs."""
+    if name is not None:
+        named = next((f for f in FRAMEWORKS if f.name == name), None)
+        if named is None:
+            raise invalid_choice("framework", name, [f.name for f in FRAMEWORKS])
+        return named
+    found = detect(inputs)
+    if found is None:
+        detectable = [f for f in FRAMEWORKS if f.array_type is not None]
+        undetectable = [f for f in FRAMEWORKS if f.array_type is None]
+        raise InvalidArgumentError(
+            _MSG_NO_FRAMEWORK.format(
+                arrays=" or ".join(f.array_noun for f in detectable),
+                undetectable=" or ".join(f.title for f in undetectable),
+                names=" or ".join(repr(f.name) for f in undetectable),
+            )
+        )
+    return found

@@ -14,11 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from ._compare import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._engine import Method, Mode
 from ._errors import InvalidArgumentError, MissingExtraError
 from ._options import require_callable, validate
-from ._report import Report
+from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
 
 try:
     import torch

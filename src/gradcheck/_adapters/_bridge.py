@@ -14,7 +14,7 @@ from .._api import UPSTREAM_SALT
 from .._errors import CostFunctionError, GradcheckError, InvalidArgumentError
 from .._options import Options
 from .._pipeline import Subject, run
-from .._report import Report
+from .._results import Report
 from .._scalar import AT_BASE, finite_at_base, to_scalar
 from .._tree import flatten, flatten_grads
 

@@ -3,11 +3,11 @@
 1. The floating leaves are copied into writable NumPy arrays (float64 by default)
    that the engine perturbs in place; other leaves (integers, booleans) are passed
    through unchanged. JAX arrays are immutable, so the user's pytree cannot change.
-2. The cost is ``fn`` itself for a scalar output, else the projection
-   ``sum_i sum(out_i * cot_i)`` of every floating output on a fixed random
-   cotangent. It is compiled with ``jax.jit`` where ``fn`` can be traced.
-3. The analytic side is ``jax.grad`` (scalar output) or ``jax.vjp`` with the same
-   cotangents, so ``custom_vjp`` and ``custom_jvp`` rules are what gets checked.
+2. The cost is the projection ``sum_i sum(out_i * cot_i)`` of every floating output
+   (a scalar one too) on a fixed random cotangent (`_vjp.FunctionAdapter`). It is
+   compiled with ``jax.jit`` where ``fn`` can be traced.
+3. The analytic side is ``jax.grad`` of the projection, which hands each output's
+   cotangent to fn's ``custom_vjp`` and ``custom_jvp`` rules: they are what gets checked.
 4. float64 is switched on with the ``jax.enable_x64`` context around each call into
    JAX, never globally: the user's configuration is what it was afterwards.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._errors import CostFunctionError, InvalidArgumentError
+from .._errors import InvalidArgumentError
 from .._tree import ROOT_NAME
-from ._bridge import Adapter, BatchedCost, HostArrays, upstream
+from ._bridge import BatchedCost, HostArrays
+from ._vjp import FunctionAdapter
 
 _NOT_TRACEABLE = (
     jax.errors.ConcretizationTypeError,
@@ -57,7 +58,7 @@ def leaf_name(path: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
-class FunctionCheck(Adapter):
+class FunctionCheck(FunctionAdapter[Any]):
     """A JAX function check prepared for the core.
 
     Args:
@@ -65,7 +66,7 @@ class FunctionCheck(Adapter):
         params: a pytree of arrays (JAX or NumPy) and Python floats.
         dtype: the floating dtype of the check (float64 by default), or None to
             keep each leaf's own.
-        seed: seeds the cotangents of array outputs.
+        seed: seeds the cotangents of the outputs.
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class FunctionCheck(Adapter):
     ) -> None:
         self._fn = fn
         self._x64 = dtype is not None and np.dtype(dtype) == np.float64
-        with self.precision():
+        with self.context():
             with_paths, self._treedef = jax.tree_util.tree_flatten_with_path(params)
             self._fixed = [leaf for _, leaf in with_paths]
             self._positions = [i for i, (_, leaf) in enumerate(with_paths) if _is_floating(leaf)]
@@ -87,31 +88,15 @@ class FunctionCheck(Adapter):
                 name: np.array(self._fixed[i], dtype=dtype, copy=True)
                 for name, i in zip(self.names, self._positions, strict=True)
             }
-            self._out_count = 0
-            self._out_positions: list[int] = []
-            self._scalar, self._cotangents = self._output_structure(seed)
-            self._cost = self._compiled()
-            self.grads = self._gradient()
-            self.cost_dtype = np.dtype(jnp.result_type(*self._cotangent_dtypes()))
+        self.prepare(seed)
 
-    @contextlib.contextmanager
-    def precision(self) -> Iterator[None]:
+    def context(self) -> contextlib.AbstractContextManager[Any]:
         """Switch float64 on for the duration of a call into JAX, where the check needs it."""
-        if self._x64:
-            with _enable_x64():
-                yield
-        else:
-            yield
+        return _enable_x64() if self._x64 else contextlib.nullcontext()
 
-    def evaluate_point(self, tree: Mapping[str, NDArray[Any]]) -> Any:
-        """The cost with the checked leaves set to ``tree`` (params, or complex copies)."""
-        with self.precision():
-            return np.asarray(self._cost([tree[name] for name in self.names]))
-
-    def gradient(self) -> HostArrays:
-        """The analytic gradient at the current point, by leaf name."""
-        with self.precision():
-            return self._gradient()
+    def precision(self) -> contextlib.AbstractContextManager[Any]:
+        """The float64 switch of `context`, for `gradcheck.jax` to hold around a whole check."""
+        return self.context()
 
     def vectorize(self) -> BatchedCost:
         """A ``jit(vmap(cost))`` of many values of one leaf, compiled once per leaf."""
@@ -121,12 +106,7 @@ class FunctionCheck(Adapter):
             with self.precision():
                 vectorized = compiled.get(leaf_index)
                 if vectorized is None:
-
-                    def one(value: jax.Array, rest: list[jax.Array]) -> jax.Array:
-                        values = list(rest)
-                        values[leaf_index] = value
-                        return self._projected(values)
-
+                    one = self.with_leaf(leaf_index)
                     vectorized = compiled[leaf_index] = jax.jit(jax.vmap(one, in_axes=(0, None)))
                 # Pad B to a power of two: jit compiles once per shape, and the engine's
                 # batches come in many sizes (calibration, the last batch of a leaf).
@@ -139,67 +119,57 @@ class FunctionCheck(Adapter):
 
         return cost
 
-    def _call(self, values: Sequence[Any]) -> Any:
+    # --- the primitives of FunctionAdapter ------------------------------------------------
+
+    def call(self, values: Sequence[Any]) -> Any:
+        """Fn of the params pytree with the floating leaves at ``values``."""
         leaves = list(self._fixed)
         for position, value in zip(self._positions, values, strict=True):
             leaves[position] = value
         return self._fn(jax.tree_util.tree_unflatten(self._treedef, leaves))
 
-    def _floating_outputs(self, values: Sequence[Any]) -> list[jax.Array]:
-        """The outputs that were floating at the given params (complex under the complex step)."""
-        leaves = jax.tree_util.tree_leaves(self._call(values))
-        if len(leaves) != self._out_count:
-            raise CostFunctionError(
-                f"fn returned {len(leaves)} arrays here but {self._out_count} at the given "
-                "params; it must return the same outputs for nearby params."
-            )
-        return [jnp.asarray(leaves[i]) for i in self._out_positions]
+    def leaves(self, output: Any) -> list[Any]:
+        """The output pytree's leaves; floating ones as JAX arrays (a Python float too)."""
+        return [jnp.asarray(leaf) if _is_floating(leaf) else leaf
+                for leaf in jax.tree_util.tree_leaves(output)]  # fmt: skip
 
-    def _output_structure(self, seed: int) -> tuple[bool, list[jax.Array]]:
-        """Whether fn returns one scalar, and a fixed random cotangent per floating output."""
-        leaves = jax.tree_util.tree_leaves(self._call(list(self.params.values())))
-        self._out_count = len(leaves)
-        self._out_positions = [i for i, leaf in enumerate(leaves) if _is_floating(leaf)]
-        outputs = [jnp.asarray(leaves[i]) for i in self._out_positions]
-        if not outputs:
-            raise CostFunctionError(
-                "fn returned no floating-point array: a gradient check needs an output to "
-                "differentiate (a scalar loss, or arrays)."
-            )
-        if len(leaves) == 1 and outputs[0].shape == ():
-            return True, [jnp.ones((), dtype=outputs[0].dtype)]
-        draws = upstream(seed, [tuple(o.shape) for o in outputs])
-        return False, [jnp.asarray(d, dtype=o.dtype) for d, o in zip(draws, outputs, strict=True)]
+    def is_floating(self, leaf: Any) -> bool:
+        """Whether an output leaf is a floating array or number."""
+        return _is_floating(leaf)
 
-    def _cotangent_dtypes(self) -> list[np.dtype[Any]]:
-        return [np.dtype(c.dtype) for c in self._cotangents]
+    def from_host(self, index: int, array: NDArray[Any]) -> Any:
+        """The host array itself: jit, grad and vmap take NumPy arrays as they are."""
+        return array
 
-    def _projected(self, values: Sequence[Any]) -> jax.Array:
-        outputs = self._floating_outputs(values)
-        if self._scalar:
-            return outputs[0]
-        total = jnp.zeros((), dtype=jnp.result_type(*self._cotangent_dtypes()))
-        for out, cotangent in zip(outputs, self._cotangents, strict=True):
-            total = total + jnp.sum(out * cotangent)
-        return total
+    def to_host(self, value: Any) -> NDArray[Any]:
+        """A JAX array as a NumPy array."""
+        return np.asarray(value)
 
-    def _compiled(self) -> Callable[[Sequence[Any]], Any]:
-        jitted = jax.jit(self._projected)
+    def cotangent(self, draw: NDArray[np.float64], output: Any) -> jax.Array:
+        """The draw in the output's dtype."""
+        return jnp.asarray(draw, dtype=output.dtype)
+
+    def dtype_of(self, output: Any) -> np.dtype[Any]:
+        """The output's dtype."""
+        return np.dtype(jnp.result_type(output))
+
+    def vdot(self, output: Any, dout: Any) -> Any:
+        """``sum(output * dout)`` in the output's precision."""
+        return jnp.sum(output * dout)
+
+    def vjp(self, values: Sequence[Any]) -> Sequence[Any]:
+        """``jax.grad`` of the projection: the custom rules get ``dout`` as their cotangent."""
+        grads: list[jax.Array] = jax.grad(self.projected)([jnp.asarray(v) for v in values])
+        return grads
+
+    def compile(self) -> Callable[[Sequence[Any]], Any]:
+        """``jax.jit`` of the projection, or the projection itself where fn cannot be traced."""
+        jitted = jax.jit(self.projected)
         try:
             jitted(list(self.params.values()))
         except _NOT_TRACEABLE:
-            return self._projected
+            return self.projected
         return jitted
-
-    def _gradient(self) -> HostArrays:
-        values = [jnp.asarray(a) for a in self.params.values()]
-        if self._scalar:
-            grads = jax.grad(lambda v: self._floating_outputs(v)[0])(values)
-        else:
-            _, pullback = jax.vjp(self._floating_outputs, values)
-            (grads,) = pullback(self._cotangents)
-        return {name: np.asarray(g, dtype=np.float64)
-                for name, g in zip(self.names, grads, strict=True)}  # fmt: skip
 
 
 def _enable_x64() -> contextlib.AbstractContextManager[Any]:

@@ -9,8 +9,9 @@ parameters (``forward``'s, less ``ctx``, for an autograd Function), else by posi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -19,29 +20,33 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.func import vmap
 
-from .._errors import CostFunctionError, InvalidArgumentError
-from ._bridge import Adapter, BatchedCost, HostArrays, upstream
-from ._torch import Mirror, host_grads, host_scalar, numpy_dtype, private_copy
+from .._errors import InvalidArgumentError
+from ._bridge import BatchedCost, HostArrays
+from ._torch import Mirror, numpy_dtype, private_copy
+from ._vjp import FunctionAdapter
 
 # --- functions -------------------------------------------------------------------------
 
 
-class FunctionCheck(Adapter):
+class FunctionCheck(FunctionAdapter[torch.Tensor]):
     """A tensor-function check prepared for the core through a vector-Jacobian product.
 
     Floating tensors among ``inputs`` are copied in ``dtype``; those that require grad
     (all floating ones if none does) are checked, named after ``fn``'s parameters.
     A fixed random upstream gradient per floating output turns the outputs into the
-    scalar ``sum_i sum(out_i * dout_i)``, whose gradient autograd gives through the
-    function's backward.
+    scalar ``sum_i sum(out_i * dout_i)`` (`_vjp.FunctionAdapter`), whose gradient
+    autograd gives through the function's backward.
     """
+
+    noun = "tensor"
+    where = "inputs"
 
     def __init__(
         self, fn: Callable[..., Any], inputs: Sequence[Any], dtype: torch.dtype | None, seed: int
     ) -> None:
-        self.call, names = _callable_and_names(fn, len(inputs))
+        self._fn, names = _callable_and_names(fn, len(inputs))
         if isinstance(fn, nn.Module):  # its buffers and mode stay the user's; dtypes must match
-            self.call = private_copy(fn, dtype)
+            self._fn = private_copy(fn, dtype)
         self.args = [_copy_input(x, dtype) for x in inputs]
         floating = [i for i, x in enumerate(inputs) if _is_float_tensor(x)]
         wanted = [i for i in floating if inputs[i].requires_grad] or floating
@@ -55,103 +60,74 @@ class FunctionCheck(Adapter):
         self.names = [names[i] for i in wanted]
         self.mirrors = [Mirror(self.args[i], f"input {names[i]!r}") for i in wanted]
         self.params: HostArrays = {n: m.host for n, m in zip(self.names, self.mirrors, strict=True)}
-        self._douts: list[torch.Tensor] | None = None
-        self._seed = seed
-        self.grads, self.cost_dtype = self._gradient_and_dtype()
-
-    def evaluate_point(self, tree: Mapping[str, NDArray[Any]]) -> Any:
-        """The projected outputs ``sum_i sum(out_i * dout_i)`` with the inputs set to ``tree``."""
-        values = [m.on_device(tree[n]) for n, m in zip(self.names, self.mirrors, strict=True)]
-        with torch.no_grad():
-            return host_scalar(self._projected(values), what="the projected output")
-
-    def gradient(self) -> HostArrays:
-        """The analytic vector-Jacobian product at the current point, by input name."""
-        return self._gradient_and_dtype()[0]
+        self.prepare(seed)
 
     def vectorize(self) -> BatchedCost:
         """A `vmap` cost of many values of one input."""
 
         def cost(leaf_index: int, stack: NDArray[Any]) -> NDArray[np.float64]:
-            current = [m.on_device(m.host) for m in self.mirrors]
-
-            def one(value: torch.Tensor) -> torch.Tensor:
-                values = list(current)
-                values[leaf_index] = value
-                return self._projected(values)
-
+            rest = self.values(self.params)
+            one = self.with_leaf(leaf_index)
             with torch.no_grad():
-                out = vmap(one)(self.mirrors[leaf_index].stacked(stack))
+                out = vmap(lambda value: one(value, rest))(self.mirrors[leaf_index].stacked(stack))
             return out.detach().cpu().numpy().astype(np.float64)
 
         return cost
 
-    def _arguments(self, values: Sequence[torch.Tensor]) -> list[Any]:
+    # --- the primitives of FunctionAdapter ------------------------------------------------
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        """Costs are evaluated without recording a graph (`vjp` turns it on)."""
+        return torch.no_grad()
+
+    def call(self, values: Sequence[torch.Tensor]) -> Any:
+        """Fn of the inputs, the checked ones at ``values``."""
         args = list(self.args)
         for position, value in zip(self.positions, values, strict=True):
             args[position] = value
-        return args
+        return self._fn(*args)
 
-    def _outputs(self, values: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        outputs = floating_outputs(self.call(*self._arguments(values)))
-        if not outputs:
-            raise CostFunctionError(
-                "fn returned no floating-point tensor: a gradient check needs outputs to "
-                "differentiate (return the tensors, not Python numbers or integer tensors)."
-            )
-        return outputs
+    def leaves(self, output: Any) -> list[Any]:
+        """What fn returned, tuples, lists and dicts flattened, in order."""
+        if isinstance(output, tuple | list):
+            return [leaf for value in output for leaf in self.leaves(value)]
+        if isinstance(output, dict):
+            return [leaf for value in output.values() for leaf in self.leaves(value)]
+        return [output]
 
-    def _projected(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
-        outputs = self._outputs(values)
-        douts = self._douts
-        assert douts is not None  # drawn by the first gradient pass, in __init__
-        if len(outputs) != len(douts):
-            raise CostFunctionError(
-                f"fn returned {len(outputs)} floating-point outputs here but {len(douts)} at "
-                "the given inputs; it must return the same outputs for nearby inputs."
-            )
-        total = torch.zeros((), dtype=torch.float64, device=douts[0].device)
-        for out, dout in zip(outputs, douts, strict=True):
-            wide = out.to(torch.promote_types(out.dtype, torch.float64))
-            total = total + (wide * dout.to(wide.device)).sum()
-        return total
+    def is_floating(self, leaf: Any) -> bool:
+        """Whether an output is a floating tensor (Python numbers have no gradient)."""
+        return _is_float_tensor(leaf)
 
-    def _gradient_and_dtype(self) -> tuple[HostArrays, np.dtype[Any]]:
+    def from_host(self, index: int, array: NDArray[Any]) -> torch.Tensor:
+        """Input ``index`` on its device (no copy of a writable CPU array)."""
+        return self.mirrors[index].on_device(array)
+
+    def to_host(self, value: torch.Tensor) -> NDArray[Any]:
+        """A tensor as a float64 NumPy array (bfloat16 has no NumPy type)."""
+        return value.detach().to("cpu", torch.float64).numpy()
+
+    def cotangent(self, draw: NDArray[np.float64], output: torch.Tensor) -> torch.Tensor:
+        """The draw in the output's dtype, on its device."""
+        return torch.from_numpy(draw).to(output.device, output.dtype)
+
+    def dtype_of(self, output: torch.Tensor) -> np.dtype[Any]:
+        """The output's dtype as NumPy's (float16 for bfloat16)."""
+        return numpy_dtype(output.dtype)
+
+    def vdot(self, output: torch.Tensor, dout: torch.Tensor) -> torch.Tensor:
+        """``sum(output * dout)`` in float64, whatever the output's dtype."""
+        wide = output.to(torch.promote_types(output.dtype, torch.float64))
+        return (wide * dout.to(wide.device, wide.dtype)).sum()
+
+    def vjp(self, values: Sequence[torch.Tensor]) -> Sequence[torch.Tensor | None]:
+        """``torch.autograd.grad`` of the projection, through fn's backward."""
         with torch.enable_grad():
-            leaves = [m.on_device(m.host).requires_grad_(True) for m in self.mirrors]
-            outputs = self._outputs(leaves)
-            if self._douts is None:
-                draws = upstream(self._seed, [tuple(o.shape) for o in outputs])
-                # Rounded to each output's dtype, so autograd and the cost use the same dout.
-                rounded = [
-                    torch.from_numpy(d).to(o.device, o.dtype)
-                    for d, o in zip(draws, outputs, strict=True)
-                ]
-                self._douts = [d.to(torch.float64) for d in rounded]
-            differentiable = [(o, d) for o, d in zip(outputs, self._douts, strict=True)
-                              if o.requires_grad]  # fmt: skip
-            if differentiable:
-                grads: Sequence[torch.Tensor | None] = torch.autograd.grad(
-                    [o for o, _ in differentiable],
-                    leaves,
-                    grad_outputs=[d.to(o.dtype) for o, d in differentiable],
-                    allow_unused=True,
-                )
-            else:  # no output depends on the inputs through autograd: its gradient is zero
-                grads = [None] * len(leaves)
-        dtype = np.result_type(*[numpy_dtype(o.dtype) for o in outputs])
-        return host_grads(self.names, self.mirrors, grads), dtype
-
-
-def floating_outputs(value: Any) -> list[torch.Tensor]:
-    """The floating-point tensors in what a function returned (tuples, lists, dicts), in order."""
-    if isinstance(value, torch.Tensor):
-        return [value] if value.is_floating_point() else []
-    if isinstance(value, tuple | list):
-        return [t for v in value for t in floating_outputs(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in floating_outputs(v)]
-    return []
+            leaves = [value.detach().requires_grad_(True) for value in values]
+            total = self.projected(leaves)
+            if not total.requires_grad:  # no output depends on the inputs through autograd
+                return [None] * len(leaves)
+            return torch.autograd.grad(total, leaves, allow_unused=True)
 
 
 def _callable_and_names(fn: Callable[..., Any], count: int) -> tuple[Callable[..., Any], list[str]]:

@@ -8,6 +8,7 @@ of mistake (`_mistakes`), or why a mismatch is not one (`_benign`).
 
 from __future__ import annotations
 
+from .._results import Finding
 from ._benign import (
     changed_during,
     held,
@@ -26,12 +27,10 @@ from ._explain import (
     overall_difference,
     param_report,
 )
-from ._finding import KINDS, Finding
 from ._rows import Rows, Status
 from ._settle import Context, Outcome, settle
 
 __all__ = [
-    "KINDS",
     "Circumstances",
     "Comparison",
     "Context",

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .._results import Finding, FindingKind
 from .._tree import Leaf, spell
-from ._finding import Finding
 
 _LISTED = 5
 
@@ -36,7 +36,7 @@ def nondeterministic(first: float, second: float, grads_differ: bool) -> Finding
             "check cannot give a verdict on a random cost."
         )
     return Finding(
-        kind="nondeterministic",
+        kind=FindingKind.NONDETERMINISTIC,
         param=None,
         message=message,
         detail={"first": first, "second": second, "gap": abs(first - second),
@@ -48,7 +48,7 @@ def changed_during(first: float, last: float, sigma: float) -> Finding:
     """The cost at the base point moved during the check by more than its noise."""
     a, b = distinct_digits(first, last)
     return Finding(
-        kind="nondeterministic",
+        kind=FindingKind.NONDETERMINISTIC,
         param=None,
         message=(
             f"The cost at the given parameters changed during the check ({a} at the start, "
@@ -73,7 +73,7 @@ def nonfinite_analytic(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements whose analytic gradient is nan or inf: a bug in backpropagation."""
     indices = [leaf.index_of(int(i)) for i in locals_]
     return Finding(
-        kind="nonfinite",
+        kind=FindingKind.NONFINITE,
         param=leaf.name,
         message=(
             f"The analytic gradient of {leaf.name} is nan or inf at {_list(leaf.name, indices)}: "
@@ -87,7 +87,7 @@ def nonfinite_numeric(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements where the cost was nan or inf on both sides at every step tried."""
     indices = [leaf.index_of(int(i)) for i in locals_]
     return Finding(
-        kind="nonfinite",
+        kind=FindingKind.NONFINITE,
         param=leaf.name,
         message=(
             f"The cost was nan or inf when perturbing {_list(leaf.name, indices)}, on both sides "
@@ -104,7 +104,7 @@ def domain_edge(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements next to the edge of the cost's domain, checked with one-sided differences."""
     indices = [leaf.index_of(int(i)) for i in locals_]
     return Finding(
-        kind="nonfinite",
+        kind=FindingKind.NONFINITE,
         param=leaf.name,
         message=(
             f"The cost is nan or inf on one side of {_list(leaf.name, indices)} (the edge of "
@@ -151,7 +151,7 @@ def kinks(leaf: Leaf, found: Sequence[Any], *, moved: Sequence[int] = ()) -> Fin
     message = "; ".join(parts)
     message = message[:1].upper() + message[1:]
     return Finding(
-        kind="kink",
+        kind=FindingKind.KINK,
         param=leaf.name,
         message=message + ".",
         detail={
@@ -173,7 +173,7 @@ def noise(name: str, difference: float, error_bar: float, steps: Sequence[float]
         span = f"{low:.2g}" if high <= 1.5 * low else f"{low:.2g} to {high:.2g}"
         used = f"; its elements were re-estimated at steps {span}, chosen for the cost's noise"
     return Finding(
-        kind="noise",
+        kind=FindingKind.NOISE,
         param=name,
         message=(
             f"The difference {difference:.2g} of {name} lies within its finite-difference "
@@ -234,7 +234,7 @@ def inconclusive(
         hint = f" (the measured noise calls for steps near {suggested:.2g})" if suggested else ""
         what = f"eps={eps:.3g} was kept as given{hint}: pass eps=None to let gradcheck choose"
     return Finding(
-        kind="inconclusive",
+        kind=FindingKind.INCONCLUSIVE,
         param=leaf.name,
         message=f"No verdict for {leaf.name}: {why}. To settle it, {what}.",
         detail={"reason": reason, "count": len(indices),
@@ -257,7 +257,7 @@ def precision(
     finite = [b for b in bars.values() if np.isfinite(b)]
     bar = f"; differences up to about {max(finite):.1g} are round-off" if finite else ""
     return Finding(
-        kind="precision",
+        kind=FindingKind.PRECISION,
         param=None,
         message=(
             f"{names} {verb} {'/'.join(dtypes)}: the steps ({steps}) follow that precision and "
@@ -280,7 +280,7 @@ def reach(
 ) -> Finding:
     """The round-off of the cost kept the directions from the miss probability asked for."""
     return Finding(
-        kind="precision",
+        kind=FindingKind.PRECISION,
         param=name,
         message=(
             f"The cost's round-off widens what the {directions} random directions of {name} "
@@ -298,7 +298,7 @@ def raised_steps(count: int, eps: float | None) -> Finding:
     """Requested steps below a few units in the last place, raised so that they move x."""
     asked = f"the step {eps:.3g}" if eps is not None else "the textbook step 1e-07"
     return Finding(
-        kind="precision",
+        kind=FindingKind.PRECISION,
         param=None,
         message=(
             f"At {count} coordinate{'s' if count != 1 else ''} {asked} was below a few units in "
@@ -318,7 +318,7 @@ def negligible(name: str, bar: float, *, measured: int = 0, at_kinks: int = 0) -
     if at_kinks:
         what = "element" if measured == 1 else "elements"
         return Finding(
-            kind="noise",
+            kind=FindingKind.NOISE,
             param=name,
             message=(
                 f"The {measured} {what} of {name} checked by value have a zero gradient to "
@@ -329,7 +329,7 @@ def negligible(name: str, bar: float, *, measured: int = 0, at_kinks: int = 0) -
             detail={"error_bar": bar, "measured": measured, "at_kinks": at_kinks},
         )
     return Finding(
-        kind="unused",
+        kind=FindingKind.UNUSED,
         param=name,
         message=(
             f"The gradient of {name} is zero to within round-off (both sides below the error "
@@ -346,7 +346,7 @@ def held(inputs: Sequence[tuple[str, str]]) -> Finding:
     listed = ", ".join(f"{name} ({dtype})" for name, dtype in inputs)
     verb = "is" if len(inputs) == 1 else "are"
     return Finding(
-        kind="skipped",
+        kind=FindingKind.SKIPPED,
         param=None,
         message=(
             f"{listed} {verb} not floating point (indices, labels): held fixed and not "
@@ -364,7 +364,7 @@ def whole_arrays(samples: int, small: Sequence[tuple[str, int]]) -> Finding:
     arrays = "array has" if len(small) == 1 else "arrays have"
     pronoun = "it was" if len(small) == 1 else "they were"
     return Finding(
-        kind="sampled",
+        kind=FindingKind.SAMPLED,
         param=None,
         message=(
             f"samples={samples:,} asks for more elements than the {arrays}: {listed}{more}; "
@@ -377,7 +377,7 @@ def whole_arrays(samples: int, small: Sequence[tuple[str, int]]) -> Finding:
 def unused(name: str) -> Finding:
     """Both gradients are exactly zero: the cost does not depend on this parameter here."""
     return Finding(
-        kind="unused",
+        kind=FindingKind.UNUSED,
         param=name,
         message=(
             f"Both gradients of {name} are exactly zero: the cost does not depend on it at this "

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._finding import Finding
+from .._results import Finding, FindingKind
 from ._mistakes import EXPLAINED, ParamData, describe_elements, name_factor
 from ._rows import Rows
 
@@ -41,7 +41,7 @@ def explain_directions(
     detail = {"directions": k, "analytic": a.tolist(), "numeric": n.tolist()}
     if not np.any(a) and np.any(n):
         return Finding(
-            kind="zero",
+            kind=FindingKind.ZERO,
             param=name,
             message=(
                 f"The analytic gradient of {name} is zero but its numeric directional "
@@ -58,7 +58,7 @@ def explain_directions(
         if np.linalg.norm(residual) <= EXPLAINED * mismatch and within:
             if abs(factor + 1) < 2e-3:
                 return Finding(
-                    kind="sign",
+                    kind=FindingKind.SIGN,
                     param=name,
                     message=(
                         f"Along {k} random directions the analytic derivative of {name} is the "
@@ -70,7 +70,7 @@ def explain_directions(
             named, cause = name_factor(abs(factor), hints)
             flipped = " with the sign flipped" if factor < 0 else ""
             return Finding(
-                kind="sign" if factor < 0 else "scale",
+                kind=FindingKind.SIGN if factor < 0 else FindingKind.SCALE,
                 param=name,
                 message=(
                     f"Along {k} random directions the analytic derivative of {name} is "
@@ -103,7 +103,7 @@ def explain_directions(
     else:
         where = "mode='bisect' finds the wrong elements"
     return Finding(
-        kind="localized",
+        kind=FindingKind.LOCALIZED,
         param=name,
         message=(
             f"The gradient of {name} is wrong along random directions (difference "
@@ -116,7 +116,7 @@ def explain_directions(
 def unresolved_range(name: str, first: int, last: int) -> Finding:
     """Bisection found an error in a range but in neither of its halves."""
     return Finding(
-        kind="localized",
+        kind=FindingKind.LOCALIZED,
         param=name,
         message=(
             f"An error was detected among elements {first}..{last} (flat order) of {name}, but "

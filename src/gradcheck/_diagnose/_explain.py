@@ -9,24 +9,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from .._compare import (
+from .._compare import Judgement, element_errors, judge, normalized_difference
+from .._norms import stable_norm
+from .._results import (
     DEFAULT_THRESHOLDS,
     DEFAULT_WORST,
     ElementError,
     Elements,
-    Judgement,
+    Finding,
     ParamReport,
     Verdict,
-    element_errors,
-    judge,
-    normalized_difference,
     overall,
 )
-from .._norms import stable_norm
 from .._tree import FlatParams
 from . import _benign
 from ._directional import explain_directions
-from ._finding import Finding
 from ._mistakes import ParamData, explain
 from ._rows import UNRESOLVED, Rows, Status
 

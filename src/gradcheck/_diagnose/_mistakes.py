@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 
 from .._compare import CONFIDENCE
 from .._norms import stable_norm
+from .._results import Finding, FindingKind
 from .._tree import spell
-from ._finding import Finding
 
 EXPLAINED = 0.1
 """A pattern explains a mismatch when the residual after fitting it is below this fraction
@@ -155,7 +155,7 @@ def _zero(data: ParamData) -> Finding | None:
     if numeric_norm <= CONFIDENCE * bars or stable_norm(data.analytic) > 1e-12 * numeric_norm:
         return None
     return Finding(
-        kind="zero",
+        kind=FindingKind.ZERO,
         param=data.name,
         message=(
             f"The analytic gradient of {data.name} is zero but the numeric one is not "
@@ -192,17 +192,17 @@ def _scale_or_sign(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
             "(factor -1): a subtraction written the wrong way round, or a gradient ascent step"
             f"{also}."
         )
-        return _Fit(Finding(kind="sign", param=data.name, message=message, detail=detail),
+        return _Fit(Finding(kind=FindingKind.SIGN, param=data.name, message=message, detail=detail),
                     residual, 1)  # fmt: skip
     if factor < 0:
         message = (
             f"The analytic gradient of {data.name} is {named} the numeric one with the sign "
             f"flipped (factor {factor:.4g}): {cause}, and a sign error{also}."
         )
-        return _Fit(Finding(kind="sign", param=data.name, message=message, detail=detail),
+        return _Fit(Finding(kind=FindingKind.SIGN, param=data.name, message=message, detail=detail),
                     residual, 1)  # fmt: skip
     message = f"The analytic gradient of {data.name} is {named} the numeric one: {cause}{also}."
-    return _Fit(Finding(kind="scale", param=data.name, message=message, detail=detail),
+    return _Fit(Finding(kind=FindingKind.SCALE, param=data.name, message=message, detail=detail),
                 residual, 1)  # fmt: skip
 
 
@@ -269,8 +269,9 @@ def _l2_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
             f"{data.name}: an L2 gradient that the cost does not have, or one added twice "
             f"(lambda/m = {strength:.4g})."
         )
-    return _Fit(Finding(kind="missing_l2", param=data.name, message=message, detail=detail),
-                residual, 1)  # fmt: skip
+    finding = Finding(kind=FindingKind.MISSING_L2, param=data.name, message=message,
+                      detail=detail)  # fmt: skip
+    return _Fit(finding, residual, 1)
 
 
 def _scaled_data_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
@@ -298,7 +299,7 @@ def _scaled_data_term(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
         f"one{flipped} (its L2 part, {l2:.4g} * {data.name}, is right): {cause}."
     )
     detail = {"factor": float(factor), "l2_coefficient": l2}
-    kind = "sign" if factor < 0 else "scale"
+    kind = FindingKind.SIGN if factor < 0 else FindingKind.SCALE
     return _Fit(Finding(kind=kind, param=data.name, message=message, detail=detail), residual, 2)
 
 
@@ -330,7 +331,7 @@ def _transpose(data: ParamData, hints: Mapping[str, int]) -> _Fit | None:
             f"The analytic gradient of {data.name} is the numeric one {how}{l2} (axes "
             f"{axes}): e.g. dW = A.T @ dZ where dZ @ A.T belongs."
         )
-        finding = Finding(kind="transpose", param=data.name, message=message,
+        finding = Finding(kind=FindingKind.TRANSPOSE, param=data.name, message=message,
                           detail={"axes": list(axes), "reshaped": reshaped, "l2": mu})  # fmt: skip
         fits.append(_Fit(finding, residual, 1 if l2 else 0))
     return min(fits, key=lambda fit: fit.residual, default=None)
@@ -377,7 +378,7 @@ def describe_elements(data: ParamData, among: int | None = None) -> Finding:
         "analytic": [float(data.analytic[k]) for k in worst[:50]],
         "numeric": [float(data.numeric[k]) for k in worst[:50]],
     }
-    return Finding(kind="localized", param=data.name, message=message, detail=detail)
+    return Finding(kind=FindingKind.LOCALIZED, param=data.name, message=message, detail=detail)
 
 
 def _where(data: ParamData, positions: NDArray[np.intp]) -> str:

@@ -20,7 +20,6 @@ import itertools
 import math
 import os
 import pickle
-import sys
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import CostFunctionError, EvaluationTimeoutError, WorkerError
+from .._frameworks import fork_unsafe_loaded
 from ._perturb import CoordinateFailedError, evaluate_coordinates
 
 BatchedCost = Callable[[int, NDArray[np.intp], NDArray[Any]], Any]
@@ -496,9 +496,10 @@ def process_pool(workers: int, payload: Payload) -> tuple[ProcessPoolExecutor, s
 
     # fork starts fastest, but forking a process that runs other threads (JAX's, a Dask
     # cluster's, a thread pool's) copies their locks mid-use and can deadlock or inherit
-    # their signal handling; a fork server is clean and only slower to start.
+    # their signal handling; a fork server is clean and only slower to start. Frameworks
+    # that start threads of their own are marked fork_safe=False in the registry.
     methods = multiprocessing.get_all_start_methods()
-    threaded = "jax" in sys.modules or threading.active_count() > 1
+    threaded = fork_unsafe_loaded() or threading.active_count() > 1
     method = "fork" if "fork" in methods and not threaded else methods[0]
     if threaded and "forkserver" in methods:
         method = "forkserver"

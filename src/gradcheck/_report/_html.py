@@ -22,17 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._compare import ParamReport, Verdict
-from .._diagnose import Finding
 from .._errors import MissingExtraError
+from .._results import Finding, ParamReport, Report, Verdict
 from .._text import count
 from .._version import __version__
-from . import Report
+from ._common import HEADLINE, number, seconds, shape_text
 from ._files import write_atomically
 from ._heatmap import HEATMAP_SIDE, heatmap
 from ._plots import SCATTER_LIMIT, Plot, convergence, histogram, scatter
 from ._svg import exponent_text
-from ._terminal import _HEADLINE, _number, _seconds, _shape
 
 if TYPE_CHECKING:
     import jinja2
@@ -153,7 +151,7 @@ def _banner(report: Report) -> dict[str, Any]:
         worst_verdict = Verdict.INCONCLUSIVE
     else:
         worst_verdict = verdict
-        headline = _HEADLINE[worst_verdict]
+        headline = HEADLINE[worst_verdict]
         if not report.worst.passed:
             headline += f" Worst parameter: {report.worst.name}."
     mode = s.mode
@@ -165,10 +163,10 @@ def _banner(report: Report) -> dict[str, Any]:
         "verdict": verdict.value,
         "tone": worst_verdict.value,
         "passed": report.passed,
-        "difference": _number(report.difference),
+        "difference": number(report.difference),
         "headline": headline,
         "evaluations": f"{report.evaluations:,}",
-        "elapsed": _seconds(report.elapsed),
+        "elapsed": seconds(report.elapsed),
         "checked": f"{report.checked:,}",
         "size": f"{report.size:,}",
         "settings": [
@@ -186,11 +184,11 @@ def _row(p: ParamReport, anchor: str) -> dict[str, Any]:
     return {
         "anchor": anchor,
         "name": p.name,
-        "shape": _shape(p.shape),
+        "shape": shape_text(p.shape),
         "size": p.size,
         "checked": f"{p.checked:,}",
         "checked_sort": p.checked,
-        "difference": _number(p.difference),
+        "difference": number(p.difference),
         "difference_sort": "" if math.isnan(p.difference) else repr(p.difference),
         "verdict": p.verdict.value,
         "verdict_sort": p.verdict.rank + (0 if p.passed else 10),
@@ -212,11 +210,11 @@ def _section(
     return {
         "anchor": anchor,
         "name": p.name,
-        "shape": _shape(p.shape),
+        "shape": shape_text(p.shape),
         "dtype": p.dtype,
         "verdict": p.verdict.value,
         "passed": p.passed,
-        "difference": _number(p.difference),
+        "difference": number(p.difference),
         "checked": f"{p.checked:,}",
         "size": f"{p.size:,}",
         "findings": [{"kind": f.kind, "message": f.message} for f in findings],

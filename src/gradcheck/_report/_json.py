@@ -15,10 +15,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._compare import ElementError, ParamReport, Verdict
-from .._diagnose import Finding
+from .._results import ElementError, Finding, ParamReport, Report, Settings, Verdict
 from .._version import __version__
-from . import Report, Settings
 from ._files import write_atomically
 
 SCHEMA_VERSION = 1

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import math
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .._compare import ParamReport, Verdict
+from .._results import ParamReport, Report, Verdict
 from .._text import count
-from . import Report
+from ._common import HEADLINE, number, seconds, shape_text
 
 WIDTH = 100
 """Width of the plain-text rendering (``str(report)``)."""
@@ -22,14 +21,6 @@ _STYLE = {
     Verdict.SUSPICIOUS: "yellow",
     Verdict.INCONCLUSIVE: "bold magenta",
     Verdict.BUG: "bold red",
-}
-
-_HEADLINE = {
-    Verdict.CORRECT: "Backpropagation is correct.",
-    Verdict.ACCEPTABLE: "Backpropagation is correct, within round-off.",
-    Verdict.SUSPICIOUS: "Backpropagation is mostly correct, but worth inspecting.",
-    Verdict.INCONCLUSIVE: "No verdict: the evidence could not settle it (see the findings).",
-    Verdict.BUG: "There is a bug in backpropagation.",
 }
 
 
@@ -66,7 +57,7 @@ def _settings_line(report: Report) -> str:
     executor = f" · {s.executor}" if s.executor != "loop" else ""
     return (
         f"gradcheck · method={s.method} · step={s.step} · mode={mode} · seed={s.seed}"
-        f"{executor} · {report.evaluations:,} evaluations in {_seconds(report.elapsed)}"
+        f"{executor} · {report.evaluations:,} evaluations in {seconds(report.elapsed)}"
     )
 
 
@@ -84,11 +75,11 @@ def _table(report: Report) -> Table:
     table.add_column("analytic", justify="right")
     table.add_column("numeric", justify="right")
     for param in report.params.values():
-        row: list[str | Text] = [Text(param.name), _shape(param.shape)]
+        row: list[str | Text] = [Text(param.name), shape_text(param.shape)]
         if sampled:
             row.append(f"{param.checked:,}")
         row += [
-            _number(param.difference),
+            number(param.difference),
             Text(param.verdict.value, style=_STYLE[param.verdict]),
             _off(param),
             *_worst(param),
@@ -106,17 +97,15 @@ def _headline(report: Report) -> Text:
         )
     worst = report.worst
     verdict = report.verdict
-    text = Text(f"Overall difference {_number(report.difference)}: ", style="bold")
+    text = Text(f"Overall difference {number(report.difference)}: ", style="bold")
     text.append(verdict.value, style=_STYLE[verdict])
     text.append(". ")
-    text.append(_HEADLINE[verdict], style=_STYLE[verdict])
+    text.append(HEADLINE[verdict], style=_STYLE[verdict])
     if not worst.verdict.passes:
         off = (
             f", {_count(worst.mismatches, worst.checked)} elements off" if worst.mismatches else ""
         )
-        text.append(
-            f" Worst parameter: {worst.name} (difference {_number(worst.difference)}{off})."
-        )
+        text.append(f" Worst parameter: {worst.name} (difference {number(worst.difference)}{off}).")
     unknown = sum(p.nonfinite for p in report.params.values())
     if unknown and verdict.passes:
         text.append(
@@ -140,17 +129,3 @@ def _off(param: ParamReport) -> str:
 
 def _count(part: int, whole: int) -> str:
     return f"{part:,}/{whole:,}"
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    return "0" if value == 0 else f"{value:.1e}"
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"

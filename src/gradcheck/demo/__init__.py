@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._api import check
-from .._report import Report
+from .._results import Report
 from ._bugs import BUGS as BUGS
 from ._bugs import Bug as Bug
 from ._bugs import load_bug as load_bug
