@@ -69,7 +69,7 @@ def lifecycle(monkeypatch):
 
 
 def test_a_short_run_stays_invisible(clock, terminal, lifecycle):
-    with ProgressBar(1000, "gradcheck") as bar:
+    with ProgressBar(1000) as bar:
         for _ in range(10):
             clock.advance(DELAY / 20)
             bar(100)
@@ -79,7 +79,7 @@ def test_a_short_run_stays_invisible(clock, terminal, lifecycle):
 
 
 def test_a_run_that_is_nearly_done_after_the_delay_stays_invisible(clock, terminal, lifecycle):
-    with ProgressBar(1000, "gradcheck") as bar:
+    with ProgressBar(1000) as bar:
         clock.advance(DELAY * 1.5)
         bar(990)  # about 0.015 s to go: not worth a bar
         clock.advance(DELAY)
@@ -89,7 +89,7 @@ def test_a_run_that_is_nearly_done_after_the_delay_stays_invisible(clock, termin
 
 
 def test_a_long_run_shows_on_a_terminal_and_stops(clock, terminal, lifecycle, capsys):
-    with ProgressBar(1000, "gradcheck") as bar:
+    with ProgressBar(1000) as bar:
         bar(50)
         assert bar._bar is None  # before the delay
         clock.advance(DELAY * 1.2)
@@ -114,7 +114,7 @@ def test_the_bar_stops_when_the_check_raises(clock, terminal, lifecycle):
     bars = []
 
     def failing_check():
-        with ProgressBar(1000, "gradcheck") as bar:
+        with ProgressBar(1000) as bar:
             bars.append(bar)
             clock.advance(DELAY * 2)
             bar(10)
@@ -129,7 +129,7 @@ def test_the_bar_stops_when_the_check_raises(clock, terminal, lifecycle):
 
 def test_not_a_terminal_stays_invisible(clock, lifecycle, capsys):
     assert not rich.console.Console(stderr=True).is_terminal  # pytest captures stderr
-    with ProgressBar(1000, "gradcheck") as bar:
+    with ProgressBar(1000) as bar:
         clock.advance(DELAY * 5)
         bar(10)
         bar(10)
@@ -139,7 +139,7 @@ def test_not_a_terminal_stays_invisible(clock, lifecycle, capsys):
 
 
 def test_disabled_stays_invisible_even_on_a_terminal(clock, terminal, lifecycle, capsys):
-    with ProgressBar(1000, "gradcheck", enabled=False) as bar:
+    with ProgressBar(1000, enabled=False) as bar:
         clock.advance(DELAY * 5)
         bar(10)
         assert bar._bar is None
@@ -149,7 +149,7 @@ def test_disabled_stays_invisible_even_on_a_terminal(clock, terminal, lifecycle,
 
 
 def test_nothing_to_do_stays_invisible(clock, terminal, lifecycle):
-    with ProgressBar(0, "gradcheck") as bar:
+    with ProgressBar(0) as bar:
         clock.advance(DELAY * 5)
         bar(0)
         assert bar._bar is None

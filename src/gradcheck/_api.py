@@ -5,25 +5,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._compare import normalized_difference
-from ._engine import Guard, Method, Mode
-from ._engine._perturb import evaluate_coordinates
+from ._engine import Guard, evaluate_coordinates
 from ._errors import CostFunctionError, InvalidArgumentError
-from ._options import DEFAULT_DETECTABLE, DEFAULT_MISS_PROBABILITY, require_callable, validate
+from ._options import CheckOptions, from_keywords, require_callable, takes_options
 from ._pipeline import Subject, run
-from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
+from ._results import Report
 from ._scalar import AT_BASE, finite_at_base, to_scalar
 from ._text import a_type
 from ._tree import ParamTree, flatten, flatten_grads, select_present
 
 __all__ = ["check", "check_layer", "gradient_checking"]
-
-Eps = float | Literal["auto"] | None
 
 _MSG_NEEDS_PAIR = (
     "with grads=None, f(params) must return (loss, grads), but it returned {what}. "
@@ -31,28 +28,12 @@ _MSG_NEEDS_PAIR = (
 )
 
 
+@takes_options
 def check(
     f: Callable[[Any], Any],
     params: ParamTree,
     grads: Any = None,
-    *,
-    eps: Eps = None,
-    method: Method = "central",
-    mode: Mode = "full",
-    samples: int | float | None = None,
-    seed: int = 0,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    batch_size: int | None = None,
-    time_steps: int | None = None,
-    batched: bool | Callable[..., Any] = False,
-    workers: int | None = None,
-    executor: Any = None,
-    progress: bool = True,
-    directions: int | None = None,
-    miss_probability: float = DEFAULT_MISS_PROBABILITY,
-    detectable: float = DEFAULT_DETECTABLE,
-    timeout: float | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check analytic gradients against finite differences and explain any mismatch.
 
@@ -64,41 +45,10 @@ def check(
             unchanged afterwards, however the check ends.
         grads: the analytic gradients, with params' structure (for a dict, the
             textbook key ``"dW1"`` is accepted for ``"W1"``).
-        eps: the step. None: the textbook 1e-7 for float64 and a step suited to
-            lower precisions; "auto": chosen per element from dtype and magnitude;
-            or a float.
-        method: "central", "forward", "backward", "central4" (fourth order) or
-            "complex" (complex step; the cost must accept complex parameters).
-        mode: "full" checks every coordinate; "sample" a seeded sample of each array;
-            "directional" checks each array along a few random directions (2 evaluations
-            each) with a stated miss probability; "bisect" does that and then finds the
-            wrong elements of a failing array by halving it (about 4 log2(n) evaluations
-            per wrong element).
-        samples: for mode="sample": a count per array (int) or a fraction of each (float).
-        seed: seeds every random choice, so a check can be repeated exactly.
-        thresholds: the verdict thresholds (correct, acceptable, suspicious).
-        worst: how many worst elements to list per parameter.
-        batch_size: the number of examples m, if known: a gradient off by a factor m
-            or 1/m is then named as a missing or doubled 1/m.
-        time_steps: the number of time steps T of a recurrent model, likewise.
-        batched: True if ``f`` also accepts params in which one array carries an extra
-            leading batch axis of B perturbed copies (and then returns B costs); or a
-            callable ``batched(params, name, indices, values)`` returning the B costs of
-            setting coordinate ``indices[b]`` of array ``name`` to ``values[b]``. The batch
-            size is chosen per array by timing it against the plain loop.
-        workers: evaluate in this many worker processes (each with one copy of params).
-        executor: a ``concurrent.futures.Executor`` or a Dask ``distributed.Client`` (or its
-            ``get_executor()``) to evaluate on; ``f`` and params are sent with cloudpickle.
-        progress: show a progress bar on a terminal when a check takes over a second.
-        directions: directional modes: random directions per array (default: enough for
-            ``miss_probability`` at ``detectable``).
-        miss_probability: directional modes: the chance of missing an error of relative
-            size ``detectable`` in an array (1e-6 by default).
-        detectable: directional modes: ``||error|| / ||gradient||`` of an array that must be
-            caught with that probability (1e-3 by default).
-        timeout: seconds one evaluation of the cost may take; past it the check stops with
-            `EvaluationTimeoutError` (arrays restored). In this process it is a SIGALRM
-            timer (main thread only); with workers it is enforced from the caller's side.
+        **options: the options of a check, `CheckOptions`: ``eps``, ``method``, ``mode``,
+            ``samples``, ``seed``, ``thresholds``, ``worst``, ``batch_size``, ``time_steps``,
+            ``batched``, ``workers``, ``executor``, ``progress``, ``directions``,
+            ``miss_probability``, ``detectable``, ``timeout`` (each documented there).
 
     Returns:
         A Report: ``difference``, ``verdict``, ``passed``, per-parameter results in
@@ -119,12 +69,7 @@ def check(
     """
     started = time.perf_counter()
     require_callable(f, "f")
-    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
-                       thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps, batched=batched, workers=workers,
-                       executor=executor, progress=progress, directions=directions,
-                       miss_probability=miss_probability, detectable=detectable,
-                       timeout=timeout)  # fmt: skip
+    validated = from_keywords(options)
     flat = flatten(params)
     wants_pair = grads is None
 
@@ -151,31 +96,15 @@ def check(
         subject = Subject(evaluate=evaluate, params=params, flat=flat, analytic=analytic,
                           base_value=base_value, repeat=repeat,
                           recompute=recompute if wants_pair else None)  # fmt: skip
-        return run(subject, options, started)
+        return run(subject, validated, started)
 
 
+@takes_options
 def check_layer(
     forward: Callable[[Any], Any],
     backward: Callable[[Any, Any], Any],
     inputs: ParamTree,
-    *,
-    seed: int = 0,
-    eps: Eps = None,
-    method: Method = "central",
-    mode: Mode = "full",
-    samples: int | float | None = None,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    batch_size: int | None = None,
-    time_steps: int | None = None,
-    batched: bool | Callable[..., Any] = False,
-    workers: int | None = None,
-    executor: Any = None,
-    progress: bool = True,
-    directions: int | None = None,
-    miss_probability: float = DEFAULT_MISS_PROBABILITY,
-    detectable: float = DEFAULT_DETECTABLE,
-    timeout: float | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check one layer, or any array-valued function, through a vector-Jacobian product.
 
@@ -194,24 +123,7 @@ def check_layer(
         backward: ``backward(inputs, dout)`` returns gradients for (a subset of) the
             inputs, with the inputs' structure (``"dx"`` is accepted for ``"x"``).
         inputs: a float array, or a dict / list / tuple (nested) of float arrays.
-        seed: seeds ``dout`` and every other random choice.
-        eps: as for `check`.
-        method: as for `check`.
-        mode: as for `check`.
-        samples: as for `check`.
-        thresholds: as for `check`.
-        worst: as for `check`.
-        batch_size: as for `check`.
-        time_steps: as for `check`.
-        batched: as for `check` (True: ``forward`` accepts one input stacked along a new
-            first axis and returns a stack of outputs).
-        workers: as for `check`.
-        executor: as for `check`.
-        progress: as for `check`.
-        directions: as for `check`.
-        miss_probability: as for `check`.
-        detectable: as for `check`.
-        timeout: as for `check`.
+        **options: as for `check` (`CheckOptions`); ``seed`` also seeds ``dout``.
 
     Example:
         >>> import numpy as np, gradcheck
@@ -226,12 +138,7 @@ def check_layer(
     started = time.perf_counter()
     require_callable(forward, "forward")
     require_callable(backward, "backward")
-    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
-                       thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps, batched=batched, workers=workers,
-                       executor=executor, progress=progress, directions=directions,
-                       miss_probability=miss_probability, detectable=detectable,
-                       timeout=timeout)  # fmt: skip
+    validated = from_keywords(options)
     everything = flatten(inputs, hold_integers=True)
 
     def evaluate(tree: Any) -> Any:
@@ -247,14 +154,14 @@ def check_layer(
 
     with Guard(everything.leaves, inputs):
         out = _layer_output(_at_base(forward, inputs))
-        dout = upstream_gradient(options.seed, out.shape)
+        dout = upstream_gradient(validated.seed, out.shape)
         grads = _at_base(lambda tree: backward(tree, dout.copy()), inputs, what="backward")
         flat = select_present(grads, everything)
         analytic = flatten_grads(grads, flat)
         subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
                           base_value=finite_at_base(np.sum(out * dout)), repeat=repeat,
                           recompute=recompute, held=everything.held)  # fmt: skip
-        return run(subject, options, started)
+        return run(subject, validated, started)
 
 
 UPSTREAM_SALT = 0x75707374  # "upst"

@@ -10,8 +10,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._engine import BatchedExecutor, Executor, LoopExecutor, PoolExecutor, Problem
-from ._engine._executors import Progress, process_pool, terminate
+from ._engine import (
+    BatchedExecutor,
+    Executor,
+    LoopExecutor,
+    PoolExecutor,
+    Problem,
+    Progress,
+    process_pool,
+    terminate,
+)
 from ._errors import CostFunctionError
 from ._options import Options
 from ._scalar import to_scalar
@@ -68,13 +76,13 @@ def executor_for(
     """
     flat = problem.flat
     loop = LoopExecutor([leaf.array for leaf in flat], problem.cost, progress)
-    if options.workers is None and options.executor is None:
-        if options.batched is False:
+    if options.execution.workers is None and options.execution.executor is None:
+        if options.execution.batched is False:
             yield loop
             return
-        batched, stacked = _batched_cost(flat, target, evaluate, options.batched)
-        if options.timeout is not None:
-            batched = limited(batched, options.timeout)
+        batched, stacked = _batched_cost(flat, target, evaluate, options.execution.batched)
+        if options.execution.timeout is not None:
+            batched = limited(batched, options.execution.timeout)
         base = float(np.real(problem.base_value))
         yield BatchedExecutor(batched, loop, [leaf.size for leaf in flat], progress,
                               stacked=stacked, base=base, resolution=resolution)  # fmt: skip
@@ -82,20 +90,21 @@ def executor_for(
     payload = Remote(evaluate=evaluate, tree=target, positions=_positions(flat, target),
                      complex_ok=options.scheme.complex_step)  # fmt: skip
     describe = _describer(flat)
-    if options.executor is not None:
-        workers = options.workers or _guess_workers(options.executor)
-        pool_executor = PoolExecutor(payload, options.executor, workers, progress,
-                                     timeout=options.timeout, describe=describe)  # fmt: skip
+    if options.execution.executor is not None:
+        execution = options.execution
+        workers = execution.workers or _guess_workers(execution.executor)
+        pool_executor = PoolExecutor(payload, execution.executor, workers, progress,
+                                     timeout=execution.timeout, describe=describe)  # fmt: skip
         try:
             yield pool_executor
         finally:
             pool_executor.close()
         return
-    assert options.workers is not None
-    pool, key = process_pool(options.workers, payload)
+    assert options.execution.workers is not None
+    pool, key = process_pool(options.execution.workers, payload)
     try:
-        yield PoolExecutor(payload, pool, options.workers, progress, installed=key,
-                           abort=lambda: terminate(pool), timeout=options.timeout,
+        yield PoolExecutor(payload, pool, options.execution.workers, progress, installed=key,
+                           abort=lambda: terminate(pool), timeout=options.execution.timeout,
                            describe=describe)  # fmt: skip
     except BaseException:
         terminate(pool)

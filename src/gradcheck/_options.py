@@ -2,27 +2,166 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, TypeVar
 
 import numpy as np
 
-from ._engine import METHODS, MODES, SCHEMES, Mode, Scheme
+from ._engine import METHODS, MODES, SCHEMES, Method, Mode, Scheme
 from ._errors import InvalidArgumentError, invalid_choice
 from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST
 from ._text import a_type
 
 Eps = float | Literal["auto"] | None
+"""The step: None (the default for the dtype), "auto" (per element), or a positive float."""
 
 DEFAULT_MISS_PROBABILITY = 1e-6
 DEFAULT_DETECTABLE = 1e-3
 
 
+class CheckOptions(TypedDict, total=False):
+    """The options of a check: every entry point takes exactly these, as keywords.
+
+    ``gradcheck.check``, ``check_layer``, ``gradcheck.torch.check_module`` /
+    ``check_function``, ``gradcheck.jax.check_function``,
+    ``gradcheck.autograd.check_function`` and the ``gradcheck.testing`` assertions all
+    accept ``**options: Unpack[CheckOptions]``; an option an entry point cannot honour is
+    refused there with an `InvalidArgumentError` that says why.
+
+    Attributes:
+        eps: the step. None: the textbook 1e-7 for float64 and a step suited to lower
+            precisions; "auto": chosen per element from dtype and magnitude; or a float.
+        method: "central", "forward", "backward", "central4" (fourth order) or "complex"
+            (complex step; the cost must accept complex parameters).
+        mode: "full" checks every coordinate; "sample" a seeded sample of each array;
+            "directional" each array along a few random directions (2 evaluations each)
+            with a stated miss probability; "bisect" that, then the wrong elements of a
+            failing array by halving it.
+        samples: mode="sample": a count per array (int) or a fraction of each (float).
+        seed: seeds every random choice, so a check can be repeated exactly.
+        thresholds: the verdict thresholds (correct, acceptable, suspicious).
+        worst: how many worst elements to list per parameter.
+        batch_size: the number of examples m, if known: a gradient off by m or 1/m is
+            then named as a missing or doubled 1/m.
+        time_steps: the number of time steps T of a recurrent model, likewise.
+        batched: True if the cost also accepts params in which one array carries an
+            extra leading batch axis of B perturbed copies (and returns B costs); or a
+            callable ``batched(params, name, indices, values)`` returning the B costs of
+            setting coordinate ``indices[b]`` of array ``name`` to ``values[b]``.
+        workers: evaluate in this many worker processes (each with one copy of params).
+        executor: a ``concurrent.futures.Executor`` or a Dask ``distributed.Client``.
+        progress: show a progress bar on a terminal when a check takes over a second.
+        directions: directional modes: random directions per array (default: enough
+            for ``miss_probability`` at ``detectable``).
+        miss_probability: directional modes: the chance of missing an error of relative
+            size ``detectable`` in an array (1e-6 by default).
+        detectable: directional modes: ``||error|| / ||gradient||`` of an array that must
+            be caught with that probability (1e-3 by default).
+        timeout: seconds one evaluation of the cost may take; past it the check stops
+            with `EvaluationTimeoutError` (arrays restored).
+    """
+
+    eps: Eps
+    method: Method
+    mode: Mode
+    samples: int | float | None
+    seed: int
+    thresholds: Sequence[float]
+    worst: int
+    batch_size: int | None
+    time_steps: int | None
+    batched: bool | Callable[..., Any]
+    workers: int | None
+    executor: Any
+    progress: bool
+    directions: int | None
+    miss_probability: float
+    detectable: float
+    timeout: float | None
+
+
+OPTION_DEFAULTS: Mapping[str, Any] = {
+    "eps": None,
+    "method": "central",
+    "mode": "full",
+    "samples": None,
+    "seed": 0,
+    "thresholds": DEFAULT_THRESHOLDS,
+    "worst": DEFAULT_WORST,
+    "batch_size": None,
+    "time_steps": None,
+    "batched": False,
+    "workers": None,
+    "executor": None,
+    "progress": True,
+    "directions": None,
+    "miss_probability": DEFAULT_MISS_PROBABILITY,
+    "detectable": DEFAULT_DETECTABLE,
+    "timeout": None,
+}
+"""Every option of `CheckOptions` with its default, in the order signatures list them."""
+
+OPTION_NAMES: tuple[str, ...] = tuple(OPTION_DEFAULTS)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def takes_options(function: F) -> F:
+    """Give an entry point that takes ``**options: Unpack[CheckOptions]`` the full signature.
+
+    ``inspect.signature`` and ``help()`` then list every option as a keyword-only parameter
+    with its default, as if each were spelled out, while the list itself is written once.
+    """
+    signature = inspect.signature(function)
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    listed = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                          annotation=_spelled(CheckOptions.__annotations__[name]))
+        for name, default in OPTION_DEFAULTS.items()
+        if name not in {p.name for p in kept}
+    ]  # fmt: skip
+    function.__signature__ = signature.replace(parameters=[*kept, *listed])  # type: ignore[attr-defined]
+    return function
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Execution:
+    """How the cost evaluations run (the estimate's stage): never what they compute."""
+
+    batched: bool | Callable[..., Any] = False
+    """True: f accepts params with one array stacked along a new first axis; a callable:
+    ``batched(params, name, indices, values)`` gives the costs of single-coordinate changes."""
+    workers: int | None = None
+    executor: Any = None
+    """A concurrent.futures.Executor (or a Dask client) to evaluate on."""
+    progress: bool = True
+    """Show a progress bar on a terminal for checks that take more than about a second."""
+    timeout: float | None = None
+    """Seconds one evaluation of the cost may take (None: no limit)."""
+
+    @property
+    def in_process(self) -> bool:
+        """The evaluations run in this process (a loop or a batched cost)."""
+        return self.workers is None and self.executor is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Directional:
+    """What the directional modes promise: directions per tensor, or the miss they allow."""
+
+    directions: int | None = None
+    """Directions per tensor (None: from miss_probability)."""
+    miss_probability: float = DEFAULT_MISS_PROBABILITY
+    detectable: float = DEFAULT_DETECTABLE
+    """The relative error size ||e|| / ||g|| for which miss_probability is guaranteed."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
-    """Every option of a check, validated."""
+    """Every option of a check, validated: what to compute, how to run it, what to promise."""
 
     scheme: Scheme
     mode: Mode
@@ -33,21 +172,26 @@ class Options:
     worst: int
     hints: Mapping[str, int]
     """Sizes that name scale factors in findings: "batch_size" (m), "time_steps" (T)."""
-    batched: bool | Callable[..., Any] = False
-    """True: f accepts params with one array stacked along a new first axis; a callable:
-    ``batched(params, name, indices, values)`` gives the costs of single-coordinate changes."""
-    workers: int | None = None
-    executor: Any = None
-    """A concurrent.futures.Executor (or a Dask client) to evaluate on."""
-    progress: bool = True
-    """Show a progress bar on a terminal for checks that take more than about a second."""
-    directions: int | None = None
-    """Directions per tensor in the directional modes (None: from miss_probability)."""
-    miss_probability: float = DEFAULT_MISS_PROBABILITY
-    detectable: float = DEFAULT_DETECTABLE
-    """The relative error size ||e|| / ||g|| for which miss_probability is guaranteed."""
-    timeout: float | None = None
-    """Seconds one evaluation of the cost may take (None: no limit)."""
+    execution: Execution = Execution()
+    directional: Directional = Directional()
+
+
+def _spelled(annotation: Any) -> Any:
+    """A TypedDict field's annotation as written (its ForwardRef unwrapped)."""
+    return getattr(annotation, "__forward_arg__", annotation)
+
+
+def from_keywords(options: Mapping[str, Any]) -> Options:
+    """Validate the ``**options`` an entry point received (`CheckOptions`) into `Options`.
+
+    Raises:
+        InvalidArgumentError: an unknown option (with the closest known one), or a value
+            `validate` refuses.
+    """
+    for name in options:
+        if name not in OPTION_NAMES:
+            raise invalid_choice("option", name, OPTION_NAMES)
+    return validate(**options)
 
 
 def validate(
@@ -123,14 +267,18 @@ def validate(
         thresholds=_thresholds(thresholds),
         worst=int(worst),
         hints=hints,
-        batched=batched,
-        workers=None if workers is None else _positive_int("workers", workers),
-        executor=executor,
-        progress=bool(progress),
-        directions=None if directions is None else _positive_int("directions", directions),
-        miss_probability=_probability("miss_probability", miss_probability),
-        detectable=_probability("detectable", detectable),
-        timeout=_timeout(timeout, workers is None and executor is None),
+        execution=Execution(
+            batched=batched,
+            workers=None if workers is None else _positive_int("workers", workers),
+            executor=executor,
+            progress=bool(progress),
+            timeout=_timeout(timeout, workers is None and executor is None),
+        ),
+        directional=Directional(
+            directions=None if directions is None else _positive_int("directions", directions),
+            miss_probability=_probability("miss_probability", miss_probability),
+            detectable=_probability("detectable", detectable),
+        ),
     )
 
 

@@ -50,15 +50,17 @@ from ._engine import (
     PoolExecutor,
     Problem,
     bisect,
+    describe,
     directions_for,
     estimate,
+    initial_steps,
     measure,
     measure_along_directions,
     miss_probability,
     project,
+    scale_of,
     select_coordinates,
 )
-from ._engine._step import describe, initial_steps, scale_of
 from ._errors import CostFunctionError, GradcheckWarning
 from ._evaluation import executor_for
 from ._norms import stable_norm
@@ -175,7 +177,9 @@ def run(subject: Subject, options: Options, started: float) -> Report:
 
 def _plan(subject: Subject, options: Options, settings: Settings) -> _Plan:
     """Measure the cost's noise and choose every element's step."""
-    problem = _problem(subject, complex_step=options.scheme.complex_step, timeout=options.timeout)
+    problem = _problem(
+        subject, complex_step=options.scheme.complex_step, timeout=options.execution.timeout
+    )
     leaves = problem.flat.leaves
     scales = [scale_of(np.asarray(leaf.array).real.reshape(-1)) for leaf in leaves]
     # Seeded coordinates, not the largest analytic ones: those are often a max-pool's maxima,
@@ -286,7 +290,7 @@ def _coordinates(
     level = max(1.0, abs(float(np.real(problem.base_value))))
     resolution = max(float(np.finfo(np.float64).eps), plan.sigma / level)
     with (
-        ProgressBar(planned, "gradcheck", enabled=options.progress) as progress,
+        ProgressBar(planned, enabled=options.execution.progress) as progress,
         executor_for(
             problem, problem.target, subject.evaluate, options, progress, resolution
         ) as executor,  # fmt: skip
@@ -388,8 +392,9 @@ def _directions(
 ) -> tuple[list[_Checked], int, int, Settings]:
     problem = plan.problem
     tolerance = options.thresholds[1]
-    k = options.directions or directions_for(options.miss_probability, tolerance,
-                                             options.detectable)  # fmt: skip
+    promise = options.directional
+    k = promise.directions or directions_for(promise.miss_probability, tolerance,
+                                             promise.detectable)  # fmt: skip
     context = _context(subject, options, plan, None)
     checked, bulk, follow_up = [], 0, 0
     worst_miss = 0.0
@@ -412,9 +417,9 @@ def _directions(
         entry.miss = _miss(leaf_rows, k, options)
         checked.append(entry)
         worst_miss = max(worst_miss, entry.miss)
-    settings = replace(plan.settings, directions=k, detectable=options.detectable,
+    settings = replace(plan.settings, directions=k, detectable=options.directional.detectable,
                        miss_probability=max(worst_miss, miss_probability(
-                           k, tolerance, options.detectable)))  # fmt: skip
+                           k, tolerance, options.directional.detectable)))  # fmt: skip
     return checked, bulk, follow_up, settings
 
 
@@ -451,7 +456,9 @@ def _miss(rows: Rows, k: int, options: Options) -> float:
     if norm == 0:
         return 0.0
     allowance = CONFIDENCE * float(np.max(rows.error)) / norm
-    return miss_probability(k, options.thresholds[1], options.detectable, noise=allowance)
+    return miss_probability(
+        k, options.thresholds[1], options.directional.detectable, noise=allowance
+    )
 
 
 def _unreached(checked: _Checked, options: Options) -> Finding:
@@ -461,12 +468,15 @@ def _unreached(checked: _Checked, options: Options) -> Finding:
     k = len(rows.directions)
     norm = max(d.scale for d in rows.directions)
     allowance = CONFIDENCE * float(np.max(rows.error)) / norm if norm else math.inf
-    low, high = options.detectable, 1e6
+    low, high = options.directional.detectable, 1e6
     for _ in range(60):  # the size of error caught with the requested probability
         middle = math.sqrt(low * high)
         missed = miss_probability(k, options.thresholds[1], middle, noise=allowance)
-        low, high = (middle, high) if missed > options.miss_probability else (low, middle)
-    return reach(rows.leaf.name, k, checked.miss, options.detectable, options.miss_probability,
+        low, high = (
+            (middle, high) if missed > options.directional.miss_probability else (low, middle)
+        )
+    promise = options.directional
+    return reach(rows.leaf.name, k, checked.miss, promise.detectable, promise.miss_probability,
                  high)  # fmt: skip
 
 
@@ -565,7 +575,7 @@ def _report(
         for first, last in c.ranges or ():
             found.append(unresolved_range(c.rows.leaf.name, first, last - 1))
         # Within 10 % of the probability asked for is the same statement, not a shortfall.
-        if c.miss > 1.1 * options.miss_probability and c.rows.directions:
+        if c.miss > 1.1 * options.directional.miss_probability and c.rows.directions:
             found.append(_unreached(c, options))
         mistakes.append((report, found))
     mistakes.sort(key=lambda pair: (pair[0].verdict.rank, pair[0].difference), reverse=True)
@@ -618,7 +628,7 @@ def _warn_if_long(options: Options, planned: int, one_evaluation: float) -> None
     """Before a full check of over a million evaluations, say how long it will take."""
     if options.mode != "full" or planned < LONG_CHECK:
         return
-    workers = options.workers or 1
+    workers = options.execution.workers or 1
     seconds = planned * one_evaluation / workers
     warnings.warn(
         f"a full check is {planned:,} cost evaluations: about {_duration(seconds)} at "

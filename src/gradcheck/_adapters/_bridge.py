@@ -140,14 +140,14 @@ def run_check(adapted: Adapter, options: Options, started: float) -> Report:
     # first axis) and returns the B costs, vectorized where the framework can: then the
     # batched executor is used, and its calibration falls back to the loop where that is
     # faster. Small checks skip it (building the vectorized cost would cost more).
+    execution = options.execution
     if (
-        options.batched is False
-        and options.workers is None
-        and options.executor is None
+        execution.batched is False
+        and execution.in_process
         and flat.size >= AUTO_BATCH_SIZE
         and adapted.batched() is not None
     ):
-        options = replace(options, batched=True)
+        options = replace(options, execution=replace(execution, batched=True))
 
     def recompute() -> NDArray[np.float64]:
         return flatten_grads(adapted.gradient(), flat)

@@ -29,9 +29,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._compare import Judgement, judge
-from .._engine import Executor, Problem, coordinate_ladder, direction_ladder, flat_view
-from .._engine._perturb import Guard
-from .._engine._step import MAX_RELATIVE, MIN_ULPS, TEXTBOOK_EPS, shift, ulp
+from .._engine import (
+    MAX_RELATIVE,
+    MIN_ULPS,
+    TEXTBOOK_EPS,
+    Executor,
+    Guard,
+    Problem,
+    coordinate_ladder,
+    direction_ladder,
+    flat_view,
+    shift,
+    ulp,
+)
 from .._norms import stable_norm
 from ._rows import Rows, Status
 from ._steps import RATIO, read

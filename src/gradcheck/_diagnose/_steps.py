@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._compare import CONFIDENCE
-from .._engine._step import distinct
+from .._engine import distinct
 
 Estimate = tuple[float, float, float, float]
 """(value, error bar, what the analytic gradient predicts for it, step)."""

@@ -17,17 +17,40 @@ from ._directional import (
     project,
 )
 from ._estimate import Estimates, Problem, estimate, failure_error, stencil
-from ._executors import BatchedCost, BatchedExecutor, Executor, LoopExecutor, PoolExecutor
+from ._executors import (
+    BatchedCost,
+    BatchedExecutor,
+    Executor,
+    LoopExecutor,
+    PoolExecutor,
+    Progress,
+    process_pool,
+    terminate,
+)
 from ._modes import MODES, Mode, samples_per_leaf, select_coordinates
 from ._noise import Noise, measure, measure_along_directions
-from ._perturb import CoordinateFailedError, Guard, flat_view
+from ._perturb import CoordinateFailedError, Guard, evaluate_coordinates, flat_view
 from ._probe import DirectionFailedError, Ladder, coordinate_ladder, direction_ladder
 from ._schemes import METHODS, SCHEMES, Method, Scheme
+from ._step import (
+    MAX_RELATIVE,
+    MIN_ULPS,
+    TEXTBOOK_EPS,
+    describe,
+    distinct,
+    initial_steps,
+    scale_of,
+    shift,
+    ulp,
+)
 
 __all__ = [
+    "MAX_RELATIVE",
     "METHODS",
+    "MIN_ULPS",
     "MODES",
     "SCHEMES",
+    "TEXTBOOK_EPS",
     "BatchedCost",
     "BatchedExecutor",
     "Bisection",
@@ -44,19 +67,29 @@ __all__ = [
     "Noise",
     "PoolExecutor",
     "Problem",
+    "Progress",
     "Scheme",
     "bisect",
     "coordinate_ladder",
+    "describe",
     "direction_ladder",
     "directions_for",
+    "distinct",
     "estimate",
+    "evaluate_coordinates",
     "failure_error",
     "flat_view",
+    "initial_steps",
     "measure",
     "measure_along_directions",
     "miss_probability",
+    "process_pool",
     "project",
     "samples_per_leaf",
+    "scale_of",
     "select_coordinates",
+    "shift",
     "stencil",
+    "terminate",
+    "ulp",
 ]

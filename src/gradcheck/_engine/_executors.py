@@ -115,7 +115,6 @@ class BatchedExecutor:
         sizes: Sequence[int],
         progress: Progress | None,
         *,
-        memory_budget: int = MEMORY_BUDGET,
         stacked: bool = True,
         base: float = 0.0,
         resolution: float = float(np.finfo(np.float64).eps),
@@ -124,7 +123,6 @@ class BatchedExecutor:
         self._loop = loop
         self._sizes = sizes
         self._progress = progress
-        self._budget = memory_budget
         self._stacked = stacked
         self._base = base
         self._resolution = resolution
@@ -139,7 +137,7 @@ class BatchedExecutor:
         size = self._sizes[leaf_index]
         flat_indices = np.repeat(indices, len(points))  # [k * P], coordinate-major
         flat_values = np.stack(points, axis=1).reshape(-1)
-        limit = max(1, self._budget // max(1, 8 * size)) if self._stacked else 1 << 16
+        limit = max(1, MEMORY_BUDGET // max(1, 8 * size)) if self._stacked else 1 << 16
         candidates = [b for b in _BATCH_SIZES if b <= limit] or [min(limit, _BATCH_SIZES[0])]
         out = np.empty(len(flat_values), dtype=np.result_type(flat_values.dtype, np.float64))
         done = 0  # evaluations done, in flat order
