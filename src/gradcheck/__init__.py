@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ._api import check as check
     from ._api import check_layer as check_layer
     from ._api import gradient_checking as gradient_checking
+    from ._engine import Method as Method
+    from ._engine import Mode as Mode
     from ._errors import CostFunctionError as CostFunctionError
     from ._errors import EvaluationTimeoutError as EvaluationTimeoutError
     from ._errors import GradcheckError as GradcheckError
@@ -30,8 +32,11 @@ if TYPE_CHECKING:
     from ._errors import MissingExtraError as MissingExtraError
     from ._errors import ParamTreeError as ParamTreeError
     from ._errors import WorkerError as WorkerError
+    from ._options import CheckOptions as CheckOptions
+    from ._options import Eps as Eps
     from ._results import ElementError as ElementError
     from ._results import Finding as Finding
+    from ._results import FindingKind as FindingKind
     from ._results import ParamReport as ParamReport
     from ._results import Report as Report
     from ._results import Settings as Settings
@@ -43,6 +48,11 @@ _WHERE = {
     "check_layer": "._api",
     "gradient_checking": "._api",
     "ElementError": "._results",
+    "FindingKind": "._results",
+    "CheckOptions": "._options",
+    "Eps": "._options",
+    "Method": "._engine",
+    "Mode": "._engine",
     "ParamReport": "._results",
     "Verdict": "._results",
     "Finding": "._results",
@@ -61,15 +71,20 @@ _WHERE = {
 }
 
 __all__ = [
+    "CheckOptions",
     "CostFunctionError",
     "ElementError",
+    "Eps",
     "EvaluationTimeoutError",
     "Finding",
+    "FindingKind",
     "GradcheckError",
     "GradcheckWarning",
     "GradientMismatchError",
     "InvalidArgumentError",
+    "Method",
     "MissingExtraError",
+    "Mode",
     "ParamReport",
     "ParamTreeError",
     "Report",
