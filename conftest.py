@@ -1,18 +1,19 @@
-"""Leave out the doctests of modules whose framework is not installed."""
+"""Leave out the doctests of modules whose framework is not installed.
+
+Which modules need which framework is read from the registry (`gradcheck._frameworks`),
+so a new framework is listed in one place.
+"""
 
 import importlib.util
+from pathlib import Path
 
-_FRAMEWORK_MODULES = {
-    "torch": [
-        "src/gradcheck/torch.py",
-        "src/gradcheck/_adapters/_torch.py",
-        "src/gradcheck/_adapters/_torch_function.py",
-    ],
-    "jax": ["src/gradcheck/jax.py", "src/gradcheck/_adapters/_jax.py"],
-}
+from gradcheck._frameworks import FRAMEWORKS
+
+_SRC = Path("src")
+
 collect_ignore = [
-    path
-    for module, paths in _FRAMEWORK_MODULES.items()
-    if importlib.util.find_spec(module) is None
-    for path in paths
+    str(_SRC.joinpath(*module.split(".")).with_suffix(".py"))
+    for framework in FRAMEWORKS
+    if importlib.util.find_spec(framework.module) is None
+    for module in framework.modules
 ]

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._text import article
+
 if TYPE_CHECKING:
     from gradcheck import Report
 
@@ -179,7 +181,7 @@ def hint_for(value: object) -> str:
     framework = next((f for f in FRAMEWORKS if module in f.type_modules), None)
     if framework is None:
         return ""
-    return f"This looks like a {module} array: {framework.hint}."
+    return f"This looks like {article(module)} array: {framework.hint}."
 
 
 def fork_unsafe_loaded() -> bool:

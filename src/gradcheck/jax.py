@@ -52,14 +52,14 @@ def check_function(
     progress: bool = True,
     timeout: float | None = None,
 ) -> Report:
-    """Check ``jax.grad`` (or ``jax.vjp``) of a function of a pytree against finite differences.
+    """Check ``jax.grad`` of a function of a pytree against finite differences.
 
-    A scalar output is compared with ``jax.grad``; any other output (an array, or a
-    pytree of arrays) through a vector-Jacobian product with a fixed random
-    cotangent per floating output, seeded by ``seed``. Either way the gradient goes
-    through the function's ``custom_vjp`` / ``custom_jvp`` rules. The check runs in
-    float64 inside a ``jax.enable_x64`` context: the global ``jax_enable_x64`` setting
-    is what it was afterwards.
+    Every floating output (a scalar too, an array, or the leaves of a pytree) is
+    projected on a fixed random cotangent seeded by ``seed``, and ``jax.grad`` of the
+    projection, a vector-Jacobian product through the function's ``custom_vjp`` /
+    ``custom_jvp`` rules, is compared with finite differences of the same projection.
+    The check runs in float64 inside a ``jax.enable_x64`` context: the global
+    ``jax_enable_x64`` setting is what it was afterwards.
 
     Args:
         fn: ``fn(params)`` returns a scalar, an array or a pytree of arrays.

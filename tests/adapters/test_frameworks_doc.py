@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("jax")
+pytest.importorskip("autograd")
 
 from gradcheck._pytest_plugin import ReportRecorder  # noqa: E402
 
@@ -33,10 +34,10 @@ def blocks(path=DOC):
     return BLOCK.findall(path.read_text(encoding="utf-8"))
 
 
-def test_the_doc_has_the_four_examples():
+def test_the_doc_has_the_five_examples():
     text = "\n".join(blocks())
-    assert len(blocks()) == 4
-    for needle in ("autograd.Function", "check_module", "custom_vjp", "def test_"):
+    assert len(blocks()) == 5
+    for needle in ("autograd.Function", "check_module", "custom_vjp", "defvjp", "def test_"):
         assert needle in text
 
 

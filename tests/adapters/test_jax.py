@@ -115,6 +115,19 @@ def test_scalar_output_is_compared_with_grad():
     assert report.verdict is Verdict.CORRECT
 
 
+def test_scalar_output_rule_that_forgets_its_cotangent_is_caught_as_check_grads_does():
+    # One rule for every framework: a scalar output gets a random upstream too, never 1.
+    @jax.custom_vjp
+    def cube_sum(x):
+        return jnp.sum(x**3)
+
+    cube_sum.defvjp(lambda x: (cube_sum(x), x), lambda x, g: (3 * x**2,))  # bug: g forgotten
+    with pytest.raises(AssertionError, match="VJP"):
+        check_grads(cube_sum, (jnp.asarray(X),), order=1, modes=["rev"])
+    report = gj.check_function(lambda p: cube_sum(p["x"]), {"x": jnp.asarray(X)})
+    assert [p.name for p in report.failing] == ["x"]
+
+
 def test_correct_custom_vjp_agrees_with_check_grads():
     check_grads(good_scaled_tanh, (jnp.asarray(X), jnp.asarray(1.5)), order=1, modes=["rev"])
     report = gj.check_function(lambda p: good_scaled_tanh(p["x"], p["scale"]), tanh_params())

@@ -17,8 +17,10 @@ How a check reaches PyTorch without touching the user's objects:
    ``torch.func.vmap`` (``functional_call`` for modules), on the tensors' device;
    `evaluate` uses it for a tree whose one leaf is a stack of values.
 
-`Mirror`, `forked_rng`, `private_copy` and the host conversions here are shared with
-`_torch_function`, which checks functions of tensors the same way.
+`Mirror`, `forked_rng`, `private_copy` and `numpy_dtype` here are shared with
+`_torch_function`, which checks functions of tensors through `_vjp.FunctionAdapter`.
+A module's loss is its cost as it is (``loss_fn`` returns the scalar to minimize);
+only functions are projected on upstream gradients.
 """
 
 from __future__ import annotations
