@@ -112,8 +112,8 @@ FRAMEWORKS: tuple[Framework, ...] = (
         extra="torch",
         modules=(
             "gradcheck.torch",
-            "gradcheck._adapters._torch",
-            "gradcheck._adapters._torch_function",
+            "gradcheck._adapters.torch_module",
+            "gradcheck._adapters.torch_function",
         ),
     ),
     Framework(
@@ -129,7 +129,7 @@ FRAMEWORKS: tuple[Framework, ...] = (
         hint="for JAX arrays use gradcheck.jax.check_function",
         fork_safe=False,
         extra="jax",
-        modules=("gradcheck.jax", "gradcheck._adapters._jax"),
+        modules=("gradcheck.jax", "gradcheck._adapters.jax_function"),
     ),
     # HIPS autograd differentiates plain NumPy arrays, so its inputs cannot be told from
     # NumPy's (array_type=None): `gradcheck.autograd.check_function` is called directly.
@@ -146,7 +146,7 @@ FRAMEWORKS: tuple[Framework, ...] = (
         hint="for HIPS autograd functions use gradcheck.autograd.check_function",
         fork_safe=True,
         extra="autograd",
-        modules=("gradcheck.autograd", "gradcheck._adapters._autograd"),
+        modules=("gradcheck.autograd", "gradcheck._adapters.autograd_function"),
     ),
 )
 

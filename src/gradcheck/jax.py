@@ -11,46 +11,33 @@ leaf that is wrong and its worst elements, and explains the mismatch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Unpack
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ._engine import Method, Mode
-from ._errors import InvalidArgumentError, MissingExtraError
-from ._options import require_callable, validate
-from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
+from ._errors import MissingExtraError
+from ._options import CheckOptions, require_callable, takes_options
+from ._results import Report
 
 try:
     import jax  # noqa: F401  # imported here so that a missing JAX gives the install hint
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("gradcheck.jax needs JAX: pip install 'gradcheck[jax]'.") from exc
 
-from ._adapters import _jax
-from ._adapters._bridge import at_base, run_check
+from ._adapters import at_base, framework_options, jax_function, require_float_dtype, run_check
 
 __all__ = ["check_function"]
 
-Eps = float | Literal["auto"] | None
 
-
+@takes_options
 def check_function(
     fn: Callable[[Any], Any],
     params: Any,
     *,
     dtype: DTypeLike | None = np.float64,
-    seed: int = 0,
-    eps: Eps = None,
-    method: Method = "central",
-    mode: Mode = "full",
-    samples: int | float | None = None,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    batch_size: int | None = None,
-    time_steps: int | None = None,
-    progress: bool = True,
-    timeout: float | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check ``jax.grad`` of a function of a pytree against finite differences.
 
@@ -67,17 +54,8 @@ def check_function(
             floating leaves are checked, other leaves passed through unchanged.
         dtype: the floating dtype of the check; None keeps each leaf's own (and the
             current x64 setting).
-        seed: seeds the cotangents and every other random choice.
-        eps: as for `gradcheck.check`.
-        method: as for `gradcheck.check` ("complex" needs ``fn`` to accept complex input).
-        mode: as for `gradcheck.check`.
-        samples: as for `gradcheck.check`.
-        thresholds: as for `gradcheck.check`.
-        worst: as for `gradcheck.check`.
-        batch_size: as for `gradcheck.check`.
-        time_steps: as for `gradcheck.check`.
-        progress: as for `gradcheck.check`.
-        timeout: as for `gradcheck.check`.
+        **options: the options of `gradcheck.check` (`gradcheck.CheckOptions`); an
+            option this framework cannot honour is refused with the reason.
 
     Returns:
         A Report with one entry per floating leaf, named by its path in dotted form
@@ -93,20 +71,13 @@ def check_function(
     """
     started = time.perf_counter()
     require_callable(fn, "fn")
-    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
-                       thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps, progress=progress,
-                       timeout=timeout)  # fmt: skip
-    if dtype is not None:
-        try:
-            floating = np.dtype(dtype).kind == "f"
-        except TypeError:
-            floating = False
-        if not floating:
-            raise InvalidArgumentError(
-                f"dtype={dtype!r} must be a floating dtype (np.float64, the default, or "
-                "np.float32) or None to keep the leaves' own."
-            )
-    check = at_base(lambda: _jax.FunctionCheck(fn, params, dtype, options.seed), "fn")
+    validated = framework_options(options, "jax", complex_ok=True)
+    require_float_dtype(dtype)
+    check = at_base(lambda: jax_function.FunctionCheck(fn, params, dtype, validated.seed), "fn")
     with check.precision():
-        return run_check(check, options, started)
+        return run_check(check, validated, started)
+
+
+def __dir__() -> list[str]:
+    """Only the public names: what ``__all__`` lists."""
+    return sorted(__all__)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Unpack
 
 from ._api import check, check_layer
-from ._engine import Method, Mode
 from ._errors import GradientMismatchError, InvalidArgumentError, invalid_choice
 from ._frameworks import FRAMEWORKS, Framework, detect
-from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
+from ._options import CheckOptions, takes_options
+from ._results import Report
 from ._tree import ParamTree
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "assert_module_gradients_correct",
 ]
 
-Eps = float | Literal["auto"] | None
 
 _listeners: list[Callable[[Report], object]] = []
 
@@ -56,22 +55,16 @@ _MSG_ONE_PYTREE = (
 )
 
 
+@takes_options
 def assert_gradients_correct(
     f: Callable[[Any], Any],
     params: ParamTree,
     grads: Any = None,
-    *,
-    eps: Eps = None,
-    method: Method = "central",
-    mode: Mode = "full",
-    samples: int | float | None = None,
-    seed: int = 0,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    batch_size: int | None = None,
-    time_steps: int | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Assert that analytic gradients match finite differences; see `gradcheck.check`.
+
+    Takes the arguments and options of `gradcheck.check` (`gradcheck.CheckOptions`).
 
     Returns:
         The Report, when the gradients pass.
@@ -89,17 +82,15 @@ def assert_gradients_correct(
         True
     """
     __tracebackhide__ = True
-    report = check(f, params, grads, eps=eps, method=method, mode=mode, samples=samples,
-                   seed=seed, thresholds=thresholds, worst=worst, batch_size=batch_size,
-                   time_steps=time_steps)  # fmt: skip
-    return _verdict(report)
+    return _verdict(check(f, params, grads, **options))
 
 
+@takes_options
 def assert_layer_gradients_correct(
     forward: Callable[[Any], Any],
     backward: Callable[[Any, Any], Any],
     inputs: ParamTree,
-    **options: Any,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Assert that a layer's backward matches finite differences; see `gradcheck.check_layer`.
 
@@ -196,3 +187,8 @@ def _framework(inputs: Sequence[Any], name: str | None) -> Framework:
             )
         )
     return found
+
+
+def __dir__() -> list[str]:
+    """Only the public names: what ``__all__`` lists."""
+    return sorted(__all__)

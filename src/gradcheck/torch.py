@@ -11,13 +11,12 @@ or input that is wrong and its worst elements, and explains the mismatch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Unpack
 
-from ._engine import Method, Mode
 from ._errors import InvalidArgumentError, MissingExtraError
-from ._options import require_callable, validate
-from ._results import DEFAULT_THRESHOLDS, DEFAULT_WORST, Report
+from ._options import CheckOptions, require_callable, takes_options
+from ._results import Report
 
 try:
     import torch
@@ -28,31 +27,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "(or install a torch build for your platform first)."
     ) from exc
 
-from ._adapters import _torch, _torch_function
-from ._adapters._bridge import at_base, reject_complex_step, run_check
+from ._adapters import at_base, framework_options, run_check, torch_function, torch_module
 from ._text import a_type
 
 __all__ = ["check_function", "check_module"]
 
-Eps = float | Literal["auto"] | None
 
-
+@takes_options
 def check_module(
     model: nn.Module,
     loss_fn: Callable[[nn.Module], torch.Tensor],
     *,
     dtype: torch.dtype | None = torch.float64,
-    eps: Eps = None,
-    method: Method = "central",
-    mode: Mode = "full",
-    samples: int | float | None = None,
-    seed: int = 0,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    batch_size: int | None = None,
-    time_steps: int | None = None,
-    progress: bool = True,
-    timeout: float | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check the gradients autograd gives for every parameter of a module.
 
@@ -69,17 +56,8 @@ def check_module(
         loss_fn: ``loss_fn(module)`` returns the scalar loss computed with the module
             it is given (a copy of ``model``), e.g. ``lambda m: F.mse_loss(m(x), y)``.
         dtype: the floating dtype of the copy; None keeps the model's own.
-        eps: as for `gradcheck.check`.
-        method: as for `gradcheck.check`, except "complex".
-        mode: as for `gradcheck.check`.
-        samples: as for `gradcheck.check`.
-        seed: as for `gradcheck.check`.
-        thresholds: as for `gradcheck.check`.
-        worst: as for `gradcheck.check`.
-        batch_size: as for `gradcheck.check`.
-        time_steps: as for `gradcheck.check`.
-        progress: as for `gradcheck.check`.
-        timeout: as for `gradcheck.check`.
+        **options: the options of `gradcheck.check` (`gradcheck.CheckOptions`); an
+            option this framework cannot honour is refused with the reason.
 
     Returns:
         A Report with one entry per parameter, named as in ``model.named_parameters()``.
@@ -104,32 +82,26 @@ def check_module(
             "for a function of tensors use gradcheck.torch.check_function(fn, *inputs)."
         )
     require_callable(loss_fn, "loss_fn")
-    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
-                       thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps, progress=progress,
-                       timeout=timeout)  # fmt: skip
-    reject_complex_step(options, "torch modules")
+    validated = framework_options(options, "torch")
+    if not validated.execution.in_process:
+        raise InvalidArgumentError(
+            "workers= and executor= are not available for a module check: it evaluates one "
+            "private copy of the model in place, which workers would not see. batched=True "
+            "(vmap over functional_call) is the fast path for modules; or check the layer as "
+            "a function with gradcheck.torch.check_function, which accepts workers."
+        )
     _require_float_dtype(dtype)
-    with _torch.forked_rng([*model.parameters(), *model.buffers()]):
-        adapted = at_base(lambda: _torch.ModuleCheck(model, loss_fn, dtype), "loss_fn")
-        return run_check(adapted, options, started)
+    with torch_module.forked_rng([*model.parameters(), *model.buffers()]):
+        adapted = at_base(lambda: torch_module.ModuleCheck(model, loss_fn, dtype), "loss_fn")
+        return run_check(adapted, validated, started)
 
 
+@takes_options
 def check_function(
     fn: Callable[..., Any],
     *inputs: Any,
     dtype: torch.dtype | None = torch.float64,
-    seed: int = 0,
-    eps: Eps = None,
-    method: Method = "central",
-    mode: Mode = "full",
-    samples: int | float | None = None,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    worst: int = DEFAULT_WORST,
-    batch_size: int | None = None,
-    time_steps: int | None = None,
-    progress: bool = True,
-    timeout: float | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check a custom autograd Function, or any function of tensors, input by input.
 
@@ -144,17 +116,8 @@ def check_function(
             checked (every floating tensor, if none requires grad); other arguments
             are passed through unchanged.
         dtype: the floating dtype of the copies; None keeps each input's own.
-        seed: seeds the upstream gradients and every other random choice.
-        eps: as for `gradcheck.check`.
-        method: as for `gradcheck.check`, except "complex".
-        mode: as for `gradcheck.check`.
-        samples: as for `gradcheck.check`.
-        thresholds: as for `gradcheck.check`.
-        worst: as for `gradcheck.check`.
-        batch_size: as for `gradcheck.check`.
-        time_steps: as for `gradcheck.check`.
-        progress: as for `gradcheck.check`.
-        timeout: as for `gradcheck.check`.
+        **options: the options of `gradcheck.check` (`gradcheck.CheckOptions`); an
+            option this framework cannot honour is refused with the reason.
 
     Returns:
         A Report with one entry per checked input, in argument order, named after
@@ -171,17 +134,13 @@ def check_function(
     """
     started = time.perf_counter()
     require_callable(fn, "fn")
-    options = validate(method=method, mode=mode, eps=eps, samples=samples, seed=seed,
-                       thresholds=thresholds, worst=worst, batch_size=batch_size,
-                       time_steps=time_steps, progress=progress,
-                       timeout=timeout)  # fmt: skip
-    reject_complex_step(options, "torch functions")
+    validated = framework_options(options, "torch")
     _require_float_dtype(dtype)
     tensors = [x for x in inputs if isinstance(x, torch.Tensor)]
-    with _torch.forked_rng(tensors):
-        check = at_base(lambda: _torch_function.FunctionCheck(fn, inputs, dtype, options.seed),
+    with torch_module.forked_rng(tensors):
+        check = at_base(lambda: torch_function.FunctionCheck(fn, inputs, dtype, validated.seed),
                         "fn")  # fmt: skip
-        return run_check(check, options, started)
+        return run_check(check, validated, started)
 
 
 def _require_float_dtype(dtype: Any) -> None:
@@ -190,3 +149,8 @@ def _require_float_dtype(dtype: Any) -> None:
             f"dtype={dtype!r} must be a floating torch dtype (torch.float64, the default, "
             "or torch.float32) or None to keep the tensors' own."
         )
+
+
+def __dir__() -> list[str]:
+    """Only the public names: what ``__all__`` lists."""
+    return sorted(__all__)

@@ -15,7 +15,7 @@ from jax.test_util import check_grads  # noqa: E402
 
 import gradcheck.jax as gj  # noqa: E402
 from gradcheck import CostFunctionError, InvalidArgumentError, Verdict  # noqa: E402
-from gradcheck._adapters._jax import FunctionCheck, leaf_name  # noqa: E402
+from gradcheck._adapters.jax_function import FunctionCheck, leaf_name  # noqa: E402
 
 # --- custom rules ----------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from torch.nn import functional as F  # noqa: E402
 import gradcheck  # noqa: E402
 import gradcheck.torch as gt  # noqa: E402
 from gradcheck import CostFunctionError, InvalidArgumentError, Verdict  # noqa: E402
-from gradcheck._adapters._torch import ModuleCheck  # noqa: E402
-from gradcheck._adapters._torch_function import FunctionCheck  # noqa: E402
+from gradcheck._adapters.torch_function import FunctionCheck  # noqa: E402
+from gradcheck._adapters.torch_module import ModuleCheck  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -603,7 +603,7 @@ def test_function_without_floating_output_is_rejected():
 
 
 def test_complex_step_is_rejected_for_functions():
-    with pytest.raises(InvalidArgumentError, match="not available for torch functions"):
+    with pytest.raises(InvalidArgumentError, match="not available for torch checks"):
         gt.check_function(torch.sin, torch.randn(3, generator=generator()), method="complex")
 
 

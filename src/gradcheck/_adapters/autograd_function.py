@@ -5,7 +5,7 @@
    everywhere (dict insertion order); other leaves are passed through unchanged. The
    user's arrays are never written: the engine perturbs the copies.
 2. The cost is the projection of the floating outputs on fixed random upstreams and
-   the analytic side is ``autograd.grad`` of it (`_vjp.FunctionAdapter`), so the
+   the analytic side is ``autograd.grad`` of it (`vjp.FunctionAdapter`), so the
    ``autograd.extend.defvjp`` rules of ``fn``'s primitives are what gets checked.
 3. Autograd has no vectorizing map: costs are evaluated one point at a time.
 """
@@ -24,8 +24,8 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._errors import InvalidArgumentError
 from .._tree import unique_names
-from ._bridge import HostArrays
-from ._vjp import FunctionAdapter
+from .bridge import HostArrays
+from .vjp import FunctionAdapter
 
 _NAMESPACE = "gradcheck"
 

@@ -4,7 +4,7 @@
    that the engine perturbs in place; other leaves (integers, booleans) are passed
    through unchanged. JAX arrays are immutable, so the user's pytree cannot change.
 2. The cost is the projection ``sum_i sum(out_i * cot_i)`` of every floating output
-   (a scalar one too) on a fixed random cotangent (`_vjp.FunctionAdapter`). It is
+   (a scalar one too) on a fixed random cotangent (`vjp.FunctionAdapter`). It is
    compiled with ``jax.jit`` where ``fn`` can be traced.
 3. The analytic side is ``jax.grad`` of the projection, which hands each output's
    cotangent to fn's ``custom_vjp`` and ``custom_jvp`` rules: they are what gets checked.
@@ -26,8 +26,8 @@ from numpy.typing import DTypeLike, NDArray
 
 from .._errors import InvalidArgumentError
 from .._tree import ROOT_NAME
-from ._bridge import BatchedCost, HostArrays
-from ._vjp import FunctionAdapter
+from .bridge import BatchedCost, HostArrays
+from .vjp import FunctionAdapter
 
 _NOT_TRACEABLE = (
     jax.errors.ConcretizationTypeError,

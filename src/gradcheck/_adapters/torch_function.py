@@ -1,7 +1,7 @@
 """PyTorch adapter for functions of tensors: custom autograd Functions checked through a VJP.
 
 Floating tensors among the inputs are copied (float64 by default) and mirrored as
-NumPy arrays, as for modules (`_torch.Mirror`); a fixed random upstream gradient per
+NumPy arrays, as for modules (`torch_module.Mirror`); a fixed random upstream gradient per
 floating output reduces the function to a scalar whose autograd gradient goes
 through the function's ``backward``. Inputs are named after the function's
 parameters (``forward``'s, less ``ctx``, for an autograd Function), else by position.
@@ -21,9 +21,9 @@ from torch import nn
 from torch.func import vmap
 
 from .._errors import InvalidArgumentError
-from ._bridge import BatchedCost, HostArrays
-from ._torch import Mirror, numpy_dtype, private_copy
-from ._vjp import FunctionAdapter
+from .bridge import BatchedCost, HostArrays
+from .torch_module import Mirror, numpy_dtype, private_copy
+from .vjp import FunctionAdapter
 
 # --- functions -------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ class FunctionCheck(FunctionAdapter[torch.Tensor]):
     Floating tensors among ``inputs`` are copied in ``dtype``; those that require grad
     (all floating ones if none does) are checked, named after ``fn``'s parameters.
     A fixed random upstream gradient per floating output turns the outputs into the
-    scalar ``sum_i sum(out_i * dout_i)`` (`_vjp.FunctionAdapter`), whose gradient
+    scalar ``sum_i sum(out_i * dout_i)`` (`vjp.FunctionAdapter`), whose gradient
     autograd gives through the function's backward.
     """
 

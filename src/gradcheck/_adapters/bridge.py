@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from .._api import UPSTREAM_SALT
 from .._errors import CostFunctionError, GradcheckError, InvalidArgumentError
-from .._options import Options
+from .._options import Options, from_keywords
 from .._pipeline import Subject, run
 from .._results import Report
 from .._scalar import AT_BASE, finite_at_base, to_scalar
@@ -157,10 +157,43 @@ def run_check(adapted: Adapter, options: Options, started: float) -> Report:
     return run(subject, options, started)
 
 
-def reject_complex_step(options: Options, what: str) -> None:
-    """Raise for method='complex', which framework layers cannot run."""
-    if options.scheme.complex_step:
-        raise InvalidArgumentError(_MSG_NO_COMPLEX.format(what=what))
+def require_float_dtype(dtype: Any) -> None:
+    """Refuse a ``dtype=`` that is not a floating NumPy dtype (None keeps the leaves' own)."""
+    if dtype is None:
+        return
+    try:
+        floating = np.dtype(dtype).kind == "f"
+    except TypeError:
+        floating = False
+    if not floating:
+        raise InvalidArgumentError(
+            f"dtype={dtype!r} must be a floating dtype (np.float64, the default, or "
+            "np.float32) or None to keep the leaves' own."
+        )
+
+
+def framework_options(
+    options: Mapping[str, Any], framework: str, *, complex_ok: bool = False
+) -> Options:
+    """Validate a framework entry point's ``**options``; refuse what it cannot honour.
+
+    Every option of `gradcheck.check` is accepted, except: ``method="complex"`` where the
+    framework's layers do not take complex inputs (``complex_ok=False``), and a callable
+    ``batched=`` (it receives NumPy params by name, which a framework check does not expose;
+    ``batched=True`` uses the framework's own vectorized cost).
+
+    Raises:
+        InvalidArgumentError: naming the option and the reason.
+    """
+    validated = from_keywords(options)
+    if validated.scheme.complex_step and not complex_ok:
+        raise InvalidArgumentError(_MSG_NO_COMPLEX.format(what=f"{framework} checks"))
+    if callable(validated.execution.batched):
+        raise InvalidArgumentError(
+            f"batched= as a callable is for NumPy costs (it gets params by name); a {framework} "
+            "check vectorizes its own cost: pass batched=True, or leave it to the check."
+        )
+    return validated
 
 
 def upstream(seed: int, shapes: Sequence[tuple[int, ...]]) -> list[NDArray[np.float64]]:

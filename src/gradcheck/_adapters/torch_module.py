@@ -18,7 +18,7 @@ How a check reaches PyTorch without touching the user's objects:
    `evaluate` uses it for a tree whose one leaf is a stack of values.
 
 `Mirror`, `forked_rng`, `private_copy` and `numpy_dtype` here are shared with
-`_torch_function`, which checks functions of tensors through `_vjp.FunctionAdapter`.
+`_torch_function`, which checks functions of tensors through `vjp.FunctionAdapter`.
 A module's loss is its cost as it is (``loss_fn`` returns the scalar to minimize);
 only functions are projected on upstream gradients.
 """
@@ -40,7 +40,7 @@ from torch.nn.modules.batchnorm import _NormBase
 from .._errors import CostFunctionError, InvalidArgumentError
 from .._scalar import to_scalar
 from .._text import a_type
-from ._bridge import Adapter, BatchedCost, HostArrays
+from .bridge import Adapter, BatchedCost, HostArrays
 
 _MSG_NO_COPY = (
     "gradcheck.torch could not copy the model ({error}); the check runs on a private copy "

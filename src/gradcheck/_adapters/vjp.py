@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import CostFunctionError
-from ._bridge import Adapter, BatchedCost, HostArrays, upstream
+from .bridge import Adapter, BatchedCost, HostArrays, upstream
 
 A = TypeVar("A")
 """The framework's array type (``torch.Tensor``, ``jax.Array``, ``numpy.ndarray``)."""
