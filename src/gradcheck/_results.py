@@ -145,6 +145,12 @@ class ParamReport:
     elements: Elements | None = field(default=None, repr=False, compare=False)
     """All checked elements' values (None for a report read back from JSON)."""
 
+    def __repr__(self) -> str:
+        return (
+            f"ParamReport({self.name!r}, shape={self.shape}, verdict={self.verdict.value}, "
+            f"difference={self.difference:.2g}, off={self.mismatches}/{self.checked})"
+        )
+
 
 class FindingKind(enum.StrEnum):
     """Every kind a `Finding` can have, most important first.
@@ -206,6 +212,10 @@ class Finding:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", FindingKind(self.kind))
+
+    def __repr__(self) -> str:
+        message = self.message if len(self.message) <= 72 else self.message[:69] + "..."
+        return f"Finding({self.kind.value}, param={self.param!r}, {message!r})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -301,6 +311,26 @@ class Report:
         from ._report import report_from_dict
 
         return report_from_dict(data)
+
+    def _repr_html_(self) -> str:
+        """The notebook rendering: banner, table (failing first), findings, failing plots."""
+        from ._report import render_notebook
+
+        return render_notebook(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's terminal display: the same text as ``print(report)``."""
+        from ._report import pretty
+
+        pretty(self, printer, cycle)
+
+    def __repr__(self) -> str:
+        failing = len(self.failing)
+        return (
+            f"<Report {self.verdict.value}: difference {self.difference:.2g}, "
+            f"{len(self.params)} parameter{'s' if len(self.params) != 1 else ''}, "
+            f"{failing} failing, {self.evaluations:,} evaluations>"
+        )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from ._report import render

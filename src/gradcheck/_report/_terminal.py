@@ -41,6 +41,7 @@ def render_text(report: Report, width: int = WIDTH) -> str:
     """Render to plain text (no colour), as ``str(report)`` shows it."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
+                      force_jupyter=False,
                       legacy_windows=False, soft_wrap=False, highlight=False)  # fmt: skip
     console.print(render(report))
     return buffer.getvalue().rstrip() + "\n"
