@@ -42,3 +42,8 @@ def number(value: float) -> str:
 def seconds(value: float) -> str:
     """``312 ms`` below a second, ``2.41 s`` above."""
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def step_text(step: str) -> str:
+    """`` · step=1e-07``; nothing where no step was chosen (a check stopped before it)."""
+    return f" · step={step}" if step else ""

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from .._results import Finding, ParamReport, Report, Verdict
-from ._common import HEADLINE, number, seconds, shape_text
+from ._common import HEADLINE, number, seconds, shape_text, step_text
 from ._html import _Budget, _figures
 
 PLOTTED = 3
@@ -82,7 +82,7 @@ def _banner(report: Report) -> str:
         headline += f" Worst parameter: {report.worst.name}."
     s = report.settings
     settings = (
-        f"method={s.method} · step={s.step} · mode={s.mode} · seed={s.seed} · "
+        f"method={s.method}{step_text(s.step)} · mode={s.mode} · seed={s.seed} · "
         f"{report.evaluations:,} evaluations in {seconds(report.elapsed)}"
     )
     return (

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from .._results import ParamReport, Report, Verdict
 from .._text import count
-from ._common import HEADLINE, number, seconds, shape_text
+from ._common import HEADLINE, number, seconds, shape_text, step_text
 
 WIDTH = 100
 """Width of the plain-text rendering (``str(report)``)."""
@@ -57,7 +57,7 @@ def _settings_line(report: Report) -> str:
         )
     executor = f" · {s.executor}" if s.executor != "loop" else ""
     return (
-        f"gradcheck · method={s.method} · step={s.step} · mode={mode} · seed={s.seed}"
+        f"gradcheck · method={s.method}{step_text(s.step)} · mode={mode} · seed={s.seed}"
         f"{executor} · {report.evaluations:,} evaluations in {seconds(report.elapsed)}"
     )
 
@@ -98,7 +98,9 @@ def _headline(report: Report) -> Text:
         )
     worst = report.worst
     verdict = report.verdict
-    text = Text(f"Overall difference {number(report.difference)}: ", style="bold")
+    unknown = sum(p.nonfinite for p in report.params.values())
+    over = " over the finite values" if unknown else ""
+    text = Text(f"Overall difference{over} {number(report.difference)}: ", style="bold")
     text.append(verdict.value, style=_STYLE[verdict])
     text.append(". ")
     text.append(HEADLINE[verdict], style=_STYLE[verdict])
@@ -107,7 +109,6 @@ def _headline(report: Report) -> Text:
             f", {_count(worst.mismatches, worst.checked)} elements off" if worst.mismatches else ""
         )
         text.append(f" Worst parameter: {worst.name} (difference {number(worst.difference)}{off}).")
-    unknown = sum(p.nonfinite for p in report.params.values())
     if unknown and verdict.passes:
         text.append(
             f" Not verified at {count(unknown, 'coordinate')} where a value was nan or inf.",
