@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck._engine._executors import process_pool
+from gradcheck._engine import process_pool
 from gradcheck._frameworks import (
     FRAMEWORKS,
     detect,

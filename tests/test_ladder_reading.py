@@ -12,12 +12,20 @@ import math
 import numpy as np
 import pytest
 
-from gradcheck._diagnose._steps import SIGNAL, _best, _error_bars, _row_noise, read
+from gradcheck._diagnose import _steps
+from gradcheck._diagnose._steps import SIGNAL, _best, _error_bars, _row_noise
+from gradcheck._engine import Ladder
 from gradcheck._engine._step import realize
 
 EPS = float(np.finfo(np.float64).eps)
 LADDER = 1e-6 * 4.0 ** np.arange(10)
 """A ladder like the settle stage's: ratio 4, from round-off-bound to truncation-bound."""
+
+
+def read(plus, minus, up, down, analytic, base, sigma, trusted=None):
+    """`_steps.read` of the ladder made of these [k, S] arrays."""
+    made = Ladder(plus=plus, minus=minus, up=up, down=down, analytic=analytic, evaluations=0)
+    return _steps.read(made, base, sigma, trusted)
 
 
 def ladder(f, x0, steps, *, noise=0.0, rng=None):

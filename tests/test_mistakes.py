@@ -11,13 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck._diagnose._mistakes import (
-    ParamData,
-    _common_ratio,
-    describe_elements,
-    explain,
-    name_factor,
-)
+from gradcheck._diagnose._elements import ParamData, _common_ratio, describe_elements
+from gradcheck._diagnose._factors import name_factor
+from gradcheck._diagnose._mistakes import explain
 
 BAR = 1e-10
 """Error bar of a numeric value here: far below every mismatch a case builds."""

@@ -8,15 +8,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from gradcheck._engine._ecnoise import MARGIN, POINTS, TRIES, ecnoise, kinked
 from gradcheck._engine._noise import (
     COORDINATES,
-    MARGIN,
-    POINTS,
-    TRIES,
     _exact_line,
     _spacing,
-    ecnoise,
-    kinked,
     measure,
     measure_along_directions,
 )

@@ -16,7 +16,8 @@ import rich.console
 import rich.progress
 
 import gradcheck
-from gradcheck import GradcheckWarning, _pipeline, _progress
+from gradcheck import GradcheckWarning, _progress
+from gradcheck._pipeline import _run
 from gradcheck._progress import DELAY, ProgressBar
 
 
@@ -213,7 +214,7 @@ def small_problem():
 
 
 def test_a_long_full_check_warns_and_names_the_alternatives(monkeypatch):
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 20)
+    monkeypatch.setattr(_run, "LONG_CHECK", 20)
     params, grads = small_problem()
     cost = CountingCost()
     with pytest.warns(GradcheckWarning, match=r"a full check is 24 cost evaluations") as caught:
@@ -228,7 +229,7 @@ def test_a_long_full_check_warns_and_names_the_alternatives(monkeypatch):
 
 
 def test_the_warning_comes_before_the_evaluations(monkeypatch):
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 20)
+    monkeypatch.setattr(_run, "LONG_CHECK", 20)
     params, grads = small_problem()
     before = params["W"].tobytes()
     cost = CountingCost()
@@ -241,7 +242,7 @@ def test_the_warning_comes_before_the_evaluations(monkeypatch):
 
 
 def test_check_layer_warns_too(monkeypatch):
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 20)
+    monkeypatch.setattr(_run, "LONG_CHECK", 20)
     x = np.linspace(-1, 1, 12).reshape(3, 4)
     with pytest.warns(GradcheckWarning, match=r"a full check is 24 cost evaluations") as caught:
         report = gradcheck.check_layer(np.sin, lambda x, dout: dout * np.cos(x), x)
@@ -251,15 +252,15 @@ def test_check_layer_warns_too(monkeypatch):
 
 def test_the_threshold_is_a_number_of_evaluations(monkeypatch):
     params, grads = small_problem()
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 25)  # 24 planned: below
+    monkeypatch.setattr(_run, "LONG_CHECK", 25)  # 24 planned: below
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert gradcheck.check(CountingCost(), params, grads).passed
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 24)  # at it
+    monkeypatch.setattr(_run, "LONG_CHECK", 24)  # at it
     with pytest.warns(GradcheckWarning, match=r"24 cost evaluations"):
         gradcheck.check(CountingCost(), params, grads)
     # central4 takes 4 evaluations per coordinate: 48 planned
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 40)
+    monkeypatch.setattr(_run, "LONG_CHECK", 40)
     with pytest.warns(GradcheckWarning, match=r"a full check is 48 cost evaluations"):
         gradcheck.check(CountingCost(), params, grads, method="central4")
 
@@ -270,7 +271,7 @@ def test_the_threshold_is_a_number_of_evaluations(monkeypatch):
     ids=["sample", "directional", "bisect"],
 )
 def test_other_modes_do_not_warn(monkeypatch, options):
-    monkeypatch.setattr(_pipeline, "LONG_CHECK", 1)
+    monkeypatch.setattr(_run, "LONG_CHECK", 1)
     params, grads = small_problem()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -280,4 +281,4 @@ def test_other_modes_do_not_warn(monkeypatch, options):
 
 
 def test_the_default_threshold_is_about_a_million_coordinates():
-    assert 10**6 <= _pipeline.LONG_CHECK <= 10**7
+    assert 10**6 <= _run.LONG_CHECK <= 10**7

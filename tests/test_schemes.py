@@ -9,7 +9,8 @@ import pytest
 
 from gradcheck._engine import SCHEMES, estimate
 from gradcheck._engine._step import FLOAT64_EPS, TEXTBOOK_EPS, initial_steps, scale_of
-from gradcheck._pipeline import Subject, _problem
+from gradcheck._pipeline import Subject
+from gradcheck._pipeline._subject import build_problem
 from gradcheck._tree import flatten
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -40,7 +41,7 @@ def numeric_derivative(f, x0: float, method: str, eps) -> float:
     subject = Subject(evaluate=lambda t: f(t[0]), params=x, flat=flatten(x),
                       analytic=np.zeros(1), base_value=float(np.real(f(x0))),
                       repeat=lambda: (0.0, False))  # fmt: skip
-    problem = _problem(subject, complex_step=scheme.complex_step)
+    problem = build_problem(subject, complex_step=scheme.complex_step)
     if scheme.complex_step:
         h = np.array([1e-20 if eps is None else float(eps)])
     else:

@@ -433,7 +433,7 @@ def test_an_integer_cost_is_refused_naming_the_int(cost):
 
 
 def test_a_direction_over_one_element_sees_that_coordinates_noise():
-    from gradcheck._diagnose._settle import Context
+    from gradcheck._diagnose import Context
 
     ctx = Context(problem=None, executor=None, sigmas=(1e-3, 1e-9), direction_sigma=1.0,
                   thresholds=(1e-7, 1e-5, 1e-3), pinned=False, scales=[], recompute=None,

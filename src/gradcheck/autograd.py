@@ -10,7 +10,6 @@ a NumPy check's: `gradcheck.testing.assert_function_gradients_correct` needs
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Unpack
 
@@ -18,7 +17,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ._errors import MissingExtraError
-from ._options import CheckOptions, require_callable, takes_options
+from ._options import CheckOptions, takes_options
 from ._results import Report
 
 try:
@@ -28,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "gradcheck.autograd needs HIPS autograd: pip install 'gradcheck[autograd]'."
     ) from exc
 
-from ._adapters import at_base, autograd_function, framework_options, require_float_dtype, run_check
+from ._adapters import autograd_function, check_pytree_function
 
 __all__ = ["check_function"]
 
@@ -69,14 +68,9 @@ def check_function(
         >>> list(report.params), report.passed
         (['w', 'b'], True)
     """
-    started = time.perf_counter()
-    require_callable(fn, "fn")
-    validated = framework_options(options, "autograd", complex_ok=True)
-    require_float_dtype(dtype)
-    check = at_base(
-        lambda: autograd_function.FunctionCheck(fn, params, dtype, validated.seed), "fn"
+    return check_pytree_function(
+        "autograd", autograd_function.FunctionCheck, fn, params, dtype, options
     )
-    return run_check(check, validated, started)
 
 
 def __dir__() -> list[str]:

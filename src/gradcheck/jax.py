@@ -10,7 +10,6 @@ leaf that is wrong and its worst elements, and explains the mismatch.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Unpack
 
@@ -18,7 +17,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ._errors import MissingExtraError
-from ._options import CheckOptions, require_callable, takes_options
+from ._options import CheckOptions, takes_options
 from ._results import Report
 
 try:
@@ -26,7 +25,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("gradcheck.jax needs JAX: pip install 'gradcheck[jax]'.") from exc
 
-from ._adapters import at_base, framework_options, jax_function, require_float_dtype, run_check
+from ._adapters import check_pytree_function, jax_function
 
 __all__ = ["check_function"]
 
@@ -69,13 +68,7 @@ def check_function(
         >>> list(report.params), report.passed
         (['b', 'w'], True)
     """
-    started = time.perf_counter()
-    require_callable(fn, "fn")
-    validated = framework_options(options, "jax", complex_ok=True)
-    require_float_dtype(dtype)
-    check = at_base(lambda: jax_function.FunctionCheck(fn, params, dtype, validated.seed), "fn")
-    with check.precision():
-        return run_check(check, validated, started)
+    return check_pytree_function("jax", jax_function.FunctionCheck, fn, params, dtype, options)
 
 
 def __dir__() -> list[str]:

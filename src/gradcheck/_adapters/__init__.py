@@ -14,5 +14,12 @@ from .bridge import at_base as at_base
 from .bridge import framework_options as framework_options
 from .bridge import require_float_dtype as require_float_dtype
 from .bridge import run_check as run_check
+from .pytree_function import check_pytree_function as check_pytree_function
 
-__all__ = ["at_base", "framework_options", "require_float_dtype", "run_check"]
+__all__ = [
+    "at_base",
+    "check_pytree_function",
+    "framework_options",
+    "require_float_dtype",
+    "run_check",
+]

@@ -5,7 +5,7 @@
    everywhere (dict insertion order); other leaves are passed through unchanged. The
    user's arrays are never written: the engine perturbs the copies.
 2. The cost is the projection of the floating outputs on fixed random upstreams and
-   the analytic side is ``autograd.grad`` of it (`vjp.FunctionAdapter`), so the
+   the analytic side is ``autograd.grad`` of it (`pytree_function.PytreeFunction`), so the
    ``autograd.extend.defvjp`` rules of ``fn``'s primitives are what gets checked.
 3. Autograd has no vectorizing map: costs are evaluated one point at a time.
 """
@@ -22,15 +22,13 @@ import numpy as np
 import optree
 from numpy.typing import DTypeLike, NDArray
 
-from .._errors import InvalidArgumentError
 from .._tree import unique_names
-from .bridge import HostArrays
-from .vjp import FunctionAdapter
+from .pytree_function import PytreeFunction
 
 _NAMESPACE = "gradcheck"
 
 
-class FunctionCheck(FunctionAdapter[Any]):
+class FunctionCheck(PytreeFunction[Any]):
     """An autograd function check prepared for the core.
 
     Args:
@@ -44,29 +42,15 @@ class FunctionCheck(FunctionAdapter[Any]):
     def __init__(
         self, fn: Callable[[Any], Any], params: Any, dtype: DTypeLike | None, seed: int
     ) -> None:
-        self._fn = fn
         with optree.dict_insertion_ordered(True, namespace=_NAMESPACE):
-            self._fixed, self._spec = optree.tree_flatten(params, namespace=_NAMESPACE)
+            leaves, self._spec = optree.tree_flatten(params, namespace=_NAMESPACE)
             accessors = optree.tree_accessors(params, namespace=_NAMESPACE)
-        self._positions = [i for i, leaf in enumerate(self._fixed) if _is_floating(leaf)]
-        if not self._positions:
-            raise InvalidArgumentError(
-                f"params ({type(params).__name__}) holds no floating-point array: there "
-                "is nothing to check. Pass the arrays to differentiate, e.g. {'w': w}."
-            )
-        self.names = unique_names([accessors[i] for i in self._positions])
-        self.params: HostArrays = {
-            name: np.array(self._fixed[i], dtype=dtype, copy=True)
-            for name, i in zip(self.names, self._positions, strict=True)
-        }
+        self.take_floating(fn, params, leaves, accessors, unique_names, dtype)
         self.prepare(seed)
 
-    def call(self, values: Sequence[Any]) -> Any:
-        """Fn of the params tree with the floating leaves at ``values``."""
-        leaves = list(self._fixed)
-        for position, value in zip(self._positions, values, strict=True):
-            leaves[position] = value
-        return self._fn(optree.tree_unflatten(self._spec, leaves))
+    def rebuild(self, leaves: list[Any]) -> Any:
+        """The params tree around new leaves."""
+        return optree.tree_unflatten(self._spec, leaves)
 
     def leaves(self, output: Any) -> list[Any]:
         """The output tree's leaves (autograd's boxes while it traces)."""
@@ -74,16 +58,10 @@ class FunctionCheck(FunctionAdapter[Any]):
             return optree.tree_leaves(output, namespace=_NAMESPACE)
 
     def is_floating(self, leaf: Any) -> bool:
-        """Whether an output leaf is a floating array or number."""
-        return _is_floating(leaf)
-
-    def from_host(self, index: int, array: NDArray[Any]) -> Any:
-        """The host array itself: autograd differentiates NumPy arrays."""
-        return array
-
-    def to_host(self, value: Any) -> NDArray[Any]:
-        """A value as a NumPy array."""
-        return np.asarray(value)
+        """A floating NumPy array or scalar, or a Python float (not an int or a bool)."""
+        if isinstance(leaf, float):
+            return True
+        return isinstance(leaf, np.ndarray | np.generic) and leaf.dtype.kind == "f"
 
     def cotangent(self, draw: NDArray[np.float64], output: Any) -> NDArray[Any]:
         """The draw in the output's dtype."""
@@ -105,10 +83,3 @@ class FunctionCheck(FunctionAdapter[Any]):
             warnings.filterwarnings("ignore", "Output seems independent of input")
             grads: list[Any] = autograd.grad(self.projected)(list(values))
         return grads
-
-
-def _is_floating(leaf: Any) -> bool:
-    """A floating NumPy array or scalar, or a Python float (not an int or a bool)."""
-    if isinstance(leaf, float):
-        return True
-    return isinstance(leaf, np.ndarray | np.generic) and leaf.dtype.kind == "f"

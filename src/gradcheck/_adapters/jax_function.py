@@ -4,7 +4,8 @@
    that the engine perturbs in place; other leaves (integers, booleans) are passed
    through unchanged. JAX arrays are immutable, so the user's pytree cannot change.
 2. The cost is the projection ``sum_i sum(out_i * cot_i)`` of every floating output
-   (a scalar one too) on a fixed random cotangent (`vjp.FunctionAdapter`). It is
+   (a scalar one too) on a fixed random cotangent (`vjp.FunctionAdapter`, through
+   `pytree_function.PytreeFunction`). It is
    compiled with ``jax.jit`` where ``fn`` can be traced.
 3. The analytic side is ``jax.grad`` of the projection, which hands each output's
    cotangent to fn's ``custom_vjp`` and ``custom_jvp`` rules: they are what gets checked.
@@ -24,10 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .._errors import InvalidArgumentError
 from .._tree import ROOT_NAME
-from .bridge import BatchedCost, HostArrays
-from .vjp import FunctionAdapter
+from .bridge import BatchedCost
+from .pytree_function import PytreeFunction
 
 _NOT_TRACEABLE = (
     jax.errors.ConcretizationTypeError,
@@ -58,7 +58,7 @@ def leaf_name(path: Sequence[Any]) -> str:
     return ".".join(parts)
 
 
-class FunctionCheck(FunctionAdapter[Any]):
+class FunctionCheck(PytreeFunction[Any]):
     """A JAX function check prepared for the core.
 
     Args:
@@ -72,22 +72,12 @@ class FunctionCheck(FunctionAdapter[Any]):
     def __init__(
         self, fn: Callable[[Any], Any], params: Any, dtype: DTypeLike | None, seed: int
     ) -> None:
-        self._fn = fn
         self._x64 = dtype is not None and np.dtype(dtype) == np.float64
         with self.context():
             with_paths, self._treedef = jax.tree_util.tree_flatten_with_path(params)
-            self._fixed = [leaf for _, leaf in with_paths]
-            self._positions = [i for i, (_, leaf) in enumerate(with_paths) if _is_floating(leaf)]
-            if not self._positions:
-                raise InvalidArgumentError(
-                    f"params ({type(params).__name__}) holds no floating-point array: there "
-                    "is nothing to check. Pass the arrays to differentiate, e.g. {'w': w}."
-                )
-            self.names = _unique_names([with_paths[i][0] for i in self._positions])
-            self.params: HostArrays = {
-                name: np.array(self._fixed[i], dtype=dtype, copy=True)
-                for name, i in zip(self.names, self._positions, strict=True)
-            }
+            paths = [path for path, _ in with_paths]
+            leaves = [leaf for _, leaf in with_paths]
+            self.take_floating(fn, params, leaves, paths, _unique_names, dtype)
         self.prepare(seed)
 
     def context(self) -> contextlib.AbstractContextManager[Any]:
@@ -121,29 +111,18 @@ class FunctionCheck(FunctionAdapter[Any]):
 
     # --- the primitives of FunctionAdapter ------------------------------------------------
 
-    def call(self, values: Sequence[Any]) -> Any:
-        """Fn of the params pytree with the floating leaves at ``values``."""
-        leaves = list(self._fixed)
-        for position, value in zip(self._positions, values, strict=True):
-            leaves[position] = value
-        return self._fn(jax.tree_util.tree_unflatten(self._treedef, leaves))
+    def rebuild(self, leaves: list[Any]) -> Any:
+        """The params pytree around new leaves."""
+        return jax.tree_util.tree_unflatten(self._treedef, leaves)
 
     def leaves(self, output: Any) -> list[Any]:
         """The output pytree's leaves; floating ones as JAX arrays (a Python float too)."""
-        return [jnp.asarray(leaf) if _is_floating(leaf) else leaf
+        return [jnp.asarray(leaf) if self.is_floating(leaf) else leaf
                 for leaf in jax.tree_util.tree_leaves(output)]  # fmt: skip
 
     def is_floating(self, leaf: Any) -> bool:
-        """Whether an output leaf is a floating array or number."""
-        return _is_floating(leaf)
-
-    def from_host(self, index: int, array: NDArray[Any]) -> Any:
-        """The host array itself: jit, grad and vmap take NumPy arrays as they are."""
-        return array
-
-    def to_host(self, value: Any) -> NDArray[Any]:
-        """A JAX array as a NumPy array."""
-        return np.asarray(value)
+        """Whether a leaf is a floating array or number."""
+        return bool(jnp.issubdtype(jnp.result_type(leaf), jnp.floating))
 
     def cotangent(self, draw: NDArray[np.float64], output: Any) -> jax.Array:
         """The draw in the output's dtype."""
@@ -185,10 +164,6 @@ def _enable_x64() -> contextlib.AbstractContextManager[Any]:
 def _bucket(count: int) -> int:
     """The smallest power of two >= count (at least 1)."""
     return 1 << max(0, count - 1).bit_length()
-
-
-def _is_floating(leaf: Any) -> bool:
-    return bool(jnp.issubdtype(jnp.result_type(leaf), jnp.floating))
 
 
 def _unique_names(paths: Sequence[Sequence[Any]]) -> list[str]:

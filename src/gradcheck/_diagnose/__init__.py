@@ -18,6 +18,7 @@ from ._benign import (
     reach,
     whole_arrays,
 )
+from ._context import Context
 from ._directional import unresolved_range
 from ._explain import (
     Circumstances,
@@ -28,7 +29,7 @@ from ._explain import (
     param_report,
 )
 from ._rows import Rows, Status
-from ._settle import Context, Outcome, settle
+from ._settle import Outcome, settle
 
 __all__ = [
     "Circumstances",

@@ -69,51 +69,46 @@ def distinct_digits(first: float, second: float) -> tuple[str, str]:
     return repr(first), repr(second)
 
 
+_MSG_NONFINITE_ANALYTIC = (
+    "The analytic gradient of {name} is nan or inf at {where}: look for a division by zero "
+    "or an overflow in backpropagation."
+)
+_MSG_NONFINITE_NUMERIC = (
+    "The cost was nan or inf when perturbing {where}, on both sides and at every smaller step "
+    "tried, so the numeric gradient of {name} is unknown there: the point may sit outside "
+    "the cost's domain (log or sqrt of a value at 0?)."
+)
+_MSG_DOMAIN_EDGE = (
+    "The cost is nan or inf on one side of {where} (the edge of its domain: log or sqrt of a "
+    "value near 0?); those elements were checked with one-sided differences that stay inside "
+    "the domain."
+)
+
+
 def nonfinite_analytic(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements whose analytic gradient is nan or inf: a bug in backpropagation."""
-    indices = [leaf.index_of(int(i)) for i in locals_]
-    return Finding(
-        kind=FindingKind.NONFINITE,
-        param=leaf.name,
-        message=(
-            f"The analytic gradient of {leaf.name} is nan or inf at {_list(leaf.name, indices)}: "
-            "look for a division by zero or an overflow in backpropagation."
-        ),
-        detail={"side": "analytic", "count": len(indices), "indices": [list(i) for i in indices]},
-    )
+    return _nonfinite(leaf, locals_, _MSG_NONFINITE_ANALYTIC, side="analytic")
 
 
 def nonfinite_numeric(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements where the cost was nan or inf on both sides at every step tried."""
-    indices = [leaf.index_of(int(i)) for i in locals_]
-    return Finding(
-        kind=FindingKind.NONFINITE,
-        param=leaf.name,
-        message=(
-            f"The cost was nan or inf when perturbing {_list(leaf.name, indices)}, on both sides "
-            "and at every smaller step tried, so the numeric gradient of "
-            f"{leaf.name} is unknown there: the point may sit outside the cost's domain (log or "
-            "sqrt of a value at 0?)."
-        ),
-        detail={"side": "numeric", "resolved": False, "count": len(indices),
-                "indices": [list(i) for i in indices]},
-    )  # fmt: skip
+    return _nonfinite(leaf, locals_, _MSG_NONFINITE_NUMERIC, side="numeric", resolved=False)
 
 
 def domain_edge(leaf: Leaf, locals_: Sequence[int]) -> Finding:
     """Elements next to the edge of the cost's domain, checked with one-sided differences."""
+    return _nonfinite(leaf, locals_, _MSG_DOMAIN_EDGE, side="numeric", resolved=True)
+
+
+def _nonfinite(leaf: Leaf, locals_: Sequence[int], message: str, **detail: Any) -> Finding:
+    """A "nonfinite" finding at the given elements of a leaf (``message`` names them)."""
     indices = [leaf.index_of(int(i)) for i in locals_]
     return Finding(
         kind=FindingKind.NONFINITE,
         param=leaf.name,
-        message=(
-            f"The cost is nan or inf on one side of {_list(leaf.name, indices)} (the edge of "
-            "its domain: log or sqrt of a value near 0?); those elements were checked with "
-            "one-sided differences that stay inside the domain."
-        ),
-        detail={"side": "numeric", "resolved": True, "count": len(indices),
-                "indices": [list(i) for i in indices]},
-    )  # fmt: skip
+        message=message.format(name=leaf.name, where=_list(leaf.name, indices)),
+        detail={**detail, "count": len(indices), "indices": [list(i) for i in indices]},
+    )
 
 
 def kinks(leaf: Leaf, found: Sequence[Any], *, moved: Sequence[int] = ()) -> Finding:

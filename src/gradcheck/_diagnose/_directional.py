@@ -8,7 +8,9 @@ from dataclasses import replace
 import numpy as np
 
 from .._results import Finding, FindingKind
-from ._mistakes import EXPLAINED, ParamData, describe_elements, name_factor
+from ._elements import ParamData, describe_elements
+from ._factors import name_factor
+from ._mistakes import EXPLAINED
 from ._rows import Rows
 
 _MIN_DIRECTIONS = 3

@@ -24,7 +24,8 @@ from .._results import (
 from .._tree import FlatParams
 from . import _benign
 from ._directional import explain_directions
-from ._mistakes import ParamData, explain
+from ._elements import ParamData
+from ._mistakes import explain
 from ._rows import UNRESOLVED, Rows, Status
 
 

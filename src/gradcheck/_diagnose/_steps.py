@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._compare import CONFIDENCE
-from .._engine import distinct
+from .._engine import Ladder, distinct
 
 Estimate = tuple[float, float, float, float]
 """(value, error bar, what the analytic gradient predicts for it, step)."""
@@ -87,31 +87,23 @@ class Reading:
 
 
 def read(
-    plus: NDArray[np.float64],
-    minus: NDArray[np.float64],
-    up: NDArray[np.float64],
-    down: NDArray[np.float64],
-    analytic: NDArray[np.float64],
-    base: float,
-    sigma: float,
-    trusted: NDArray[np.float64] | None = None,
+    ladder: Ladder, base: float, sigma: float, trusted: NDArray[np.float64] | None = None
 ) -> Reading:
-    """Read a ladder.
+    """Read a ladder: the cost at ``x +- s`` for k rows and S steps each, steps ascending.
 
     Args:
-        plus: [k, S] the cost at x + s, steps ascending (nan: not evaluated or not finite).
-        minus: [k, S] the cost at x - s.
-        up: [k, S] the steps actually taken upwards (0: vanished).
-        down: [k, S] the steps actually taken downwards.
-        analytic: [k, S] the central difference the analytic gradient predicts at each step.
+        ladder: the costs (nan: not evaluated or not finite), the steps actually taken up
+            and down (0: vanished) and the central differences the analytic gradient
+            predicts at each step, all [k, S] (the prediction broadcast to it).
         base: the cost at x.
         sigma: the cost's measured noise.
         trusted: [k] the largest step that is surely a derivative of each row's parameter
             (larger ones only refine an estimate they agree with; see `_best`).
     """
+    plus, minus, up, down = ladder.plus, ladder.minus, ladder.up, ladder.down
     k, count = plus.shape
     limit = np.full(k, np.inf) if trusted is None else np.asarray(trusted, dtype=np.float64)
-    analytic = np.broadcast_to(analytic, (k, count))
+    analytic = np.broadcast_to(ladder.analytic, (k, count))
     new = distinct(up, down)
     both = new & np.isfinite(plus) & np.isfinite(minus)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -3,7 +3,7 @@
 Every perturbed value comes from the step primitive (`_step`); the bulk pass over many
 coordinates is `estimate` (through a loop, batched or parallel executor); the follow-ups
 on a few rows are ladders (`_probe`); the directional modes measure random directions and
-bisect (`_directional`); `_noise` measures how noisy the cost is.
+bisect (`_directional`); `_noise` measures how noisy the cost is (read by `_ecnoise`).
 """
 
 from __future__ import annotations
@@ -16,20 +16,13 @@ from ._directional import (
     miss_probability,
     project,
 )
+from ._ecnoise import Noise
 from ._estimate import Estimates, Problem, estimate, failure_error, stencil
-from ._executors import (
-    BatchedCost,
-    BatchedExecutor,
-    Executor,
-    LoopExecutor,
-    PoolExecutor,
-    Progress,
-    process_pool,
-    terminate,
-)
+from ._executors import BatchedCost, BatchedExecutor, Executor, LoopExecutor, Progress
 from ._modes import MODES, Mode, samples_per_leaf, select_coordinates
-from ._noise import Noise, measure, measure_along_directions
+from ._noise import measure, measure_along_directions
 from ._perturb import CoordinateFailedError, Guard, evaluate_coordinates, flat_view
+from ._pool import PoolExecutor, process_pool, terminate
 from ._probe import DirectionFailedError, Ladder, coordinate_ladder, direction_ladder
 from ._schemes import METHODS, SCHEMES, Method, Scheme
 from ._step import (
