@@ -310,7 +310,8 @@ def test_pools_give_the_loops_numbers_bit_for_bit_on_the_network(net, looped, ki
     assert_identical(report, looped)
     assert report.passed
     assert verdicts(report) == verdicts(looped)
-    assert report.settings.executor == "2 workers"
+    names = {"workers": "2 workers", "process_pool": "2 workers", "thread_pool": "2 threads"}
+    assert report.settings.executor == names[kind]
     assert report.evaluations == looped.evaluations
     assert snapshot(net.params) == before
 
@@ -464,7 +465,7 @@ def test_dask_gives_the_loops_numbers_bit_for_bit_on_the_network(net, looped, da
     report = gradcheck.check(net.cost, net.params, net.gradients(), executor=dask_executor)
     assert_identical(report, looped)
     assert verdicts(report) == verdicts(looped)
-    assert report.settings.executor == "2 workers"
+    assert report.settings.executor == "Dask, 2 workers"
     assert snapshot(net.params) == before
 
 

@@ -216,7 +216,7 @@ def test_a_thread_pool_needs_no_pickling():
     with ThreadPoolExecutor(2) as pool:
         r = gradcheck.check(cost, x, 2 * x, executor=pool)
     assert r.passed
-    assert r.settings.executor == "2 workers"
+    assert r.settings.executor == "2 threads"
 
 
 def test_an_unpicklable_cost_for_processes_says_what_to_do():

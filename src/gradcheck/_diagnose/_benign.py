@@ -6,11 +6,13 @@ inconclusive parameter is not a pass, and its finding says what to do about it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .._compare import CONFIDENCE
 from .._results import Finding, FindingKind
 from .._tree import Leaf, spell
 
@@ -160,6 +162,13 @@ def kinks(leaf: Leaf, found: Sequence[Any], *, moved: Sequence[int] = ()) -> Fin
     )
 
 
+def _times(difference: float, error_bar: float) -> str:
+    """``0.4 times``, ``1.7 times``: a difference in units of its error bar."""
+    if error_bar <= 0 or not math.isfinite(error_bar):
+        return "within"
+    return f"{difference / error_bar:.2g} times"
+
+
 def noise(name: str, difference: float, error_bar: float, steps: Sequence[float]) -> Finding:
     """The parameter passes within its error bar, and the bar is narrow enough to rule out a bug."""
     used = ""
@@ -171,9 +180,10 @@ def noise(name: str, difference: float, error_bar: float, steps: Sequence[float]
         kind=FindingKind.NOISE,
         param=name,
         message=(
-            f"The difference {difference:.2g} of {name} lies within its finite-difference "
-            f"error bar {error_bar:.2g} (round-off of the cost's measured noise and truncation"
-            f"){used}, and that bar is narrow enough to exclude a bug: round-off, not a mistake."
+            f"The difference {difference:.2g} of {name} is {_times(difference, error_bar)} its "
+            f"finite-difference error bar {error_bar:.2g} (round-off of the cost's measured "
+            f"noise and truncation; up to {CONFIDENCE:g} bars is what they alone give){used}, "
+            "and that bar is narrow enough to exclude a bug: round-off, not a mistake."
         ),
         detail={"difference": difference, "error_bar": error_bar, "steps": list(steps)},
     )
@@ -281,8 +291,9 @@ def reach(
             f"The cost's round-off widens what the {directions} random directions of {name} "
             f"must allow for: an error of {detectable:g} of its gradient norm escapes them "
             f"with probability {missed:.2g}, not the {wanted:g} asked for; errors of "
-            f"{caught:.2g} of the norm and larger are caught with that probability. Compute "
-            "the cost in float64, or use mode='full', to check smaller errors."
+            f"{caught:.2g} of the norm and larger escape with probability at most {wanted:g}. "
+            "Reduce the cost's round-off (float64 throughout, no large constant added to the "
+            "loss), or use mode='full', to check smaller errors."
         ),
         detail={"directions": directions, "miss_probability": missed, "detectable": detectable,
                 "requested": wanted, "caught_at": caught},

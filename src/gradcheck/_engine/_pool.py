@@ -61,6 +61,11 @@ class PoolExecutor:
     ) -> None:
         self.workers = workers
         self._progress = progress
+        dask = hasattr(executor, "scatter") or hasattr(executor, "_client")
+        threads = isinstance(executor, ThreadPoolExecutor)
+        self.name = (f"Dask, {workers} workers" if dask else f"{workers} threads" if threads
+                     else f"{workers} workers")  # fmt: skip
+        """How the report names it: "2 workers" (processes), "2 threads", "Dask, 2 workers"."""
         if hasattr(executor, "scatter") and hasattr(executor, "get_executor"):  # a Dask client
             executor = executor.get_executor()  # its futures are concurrent.futures ones
         self._submit = executor.submit

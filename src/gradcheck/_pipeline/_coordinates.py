@@ -75,7 +75,7 @@ def check_coordinates(
         sizes = sorted(set(executor.choices.values()))
         name = "batched (B=" + "/".join(map(str, sizes)) + ")"
     elif isinstance(executor, PoolExecutor):
-        name = f"{executor.workers} workers"
+        name = executor.name
     return checked, estimates.evaluations, follow_up, name, plan
 
 
