@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 
+import gradcheck
 from gradcheck._diagnose import _steps
 from gradcheck._diagnose._steps import SIGNAL, _best, _error_bars, _row_noise
 from gradcheck._engine import Ladder
@@ -452,3 +453,21 @@ def test_best_error_bar_covers_the_truncation_of_two_central_differences():
     values = 0.5 + 2.0 * steps**2
     (value, bar, _, _), _ = _best(values, np.zeros(2), steps, np.full(2, 0.5), order=2)
     assert bar >= abs(value - 0.5), (bar, abs(value - 0.5))
+
+
+def test_steps_that_round_away_are_not_read_as_a_domain_edge():
+    """x + h == x on both sides at every step but one: no central pair, and no edge either
+    (the cost is finite everywhere), so no one-sided estimate and no verdict from it."""
+    steps = np.array([1e-17, 4e-17, 1e-16, 1e-6])
+    r = reading(lambda x: x**2, 2.0, steps, analytic=4.0, sigma=1e-16)
+    assert not r.one_sided[0]
+    assert np.isnan(r.refined[0])
+
+
+def test_a_pinned_step_that_rounds_away_says_so_and_claims_no_edge():
+    report = gradcheck.check(lambda p: float(np.sum(p**2)), np.array([1.0, 2.0]),
+                             np.array([2.0, 4.0]), eps=1e-17, progress=False)  # fmt: skip
+    assert report.verdict is gradcheck.Verdict.INCONCLUSIVE
+    kinds = [f.kind for f in report.findings]
+    assert "nonfinite" not in kinds
+    assert "no step moved" in report.findings[0].message

@@ -110,6 +110,16 @@ def _geometric(
     Rows with a narrower span repeat their top step, which adds nothing.
     """
     width = RATIO ** (MAX_STEPS - 1)
+    with np.errstate(over="ignore", divide="ignore"):  # steps near the smallest floats
+        return _spread(lo, hi, around, width)
+
+
+def _spread(
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    around: NDArray[np.float64] | None,
+    width: float,
+) -> NDArray[np.float64]:
     if around is not None:
         start = np.clip(around / RATIO ** (MAX_STEPS // 2), lo, np.maximum(hi / width, lo))
         lo, hi = np.where(hi / lo > width, start, lo), np.where(hi / lo > width, start * width, hi)

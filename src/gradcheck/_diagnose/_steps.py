@@ -89,6 +89,19 @@ class Reading:
 def read(
     ladder: Ladder, base: float, sigma: float, trusted: NDArray[np.float64] | None = None
 ) -> Reading:
+    """Read a ladder (see `_read`), with NumPy's overflow and division warnings off.
+
+    Steps near the smallest floats and values near the largest overflow on the way to an
+    error bar of inf, which the reading handles; a warning there would reach the user's
+    test suite (where warnings are often errors) for nothing.
+    """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _read(ladder, base, sigma, trusted)
+
+
+def _read(
+    ladder: Ladder, base: float, sigma: float, trusted: NDArray[np.float64] | None = None
+) -> Reading:
     """Read a ladder: the cost at ``x +- s`` for k rows and S steps each, steps ascending.
 
     Args:
@@ -127,10 +140,14 @@ def read(
         if len(columns) >= 2:
             chosen = _best(central[r, columns], central_noise[r, columns], steps[r, columns],
                            analytic[r, columns], order=2, trusted=limit[r])  # fmt: skip
-        else:
+        elif not (np.isfinite(plus[r]).all() and np.isfinite(minus[r]).all()):
+            # One-sided differences only at a domain edge, where the evidence says so: the
+            # cost was nan or inf on a side (a step that merely rounded away is no edge).
             chosen = _one_sided(plus[r], minus[r], up[r], down[r], analytic[r], base,
                                 rows_sigma[r], limit[r])  # fmt: skip
             flags["one_sided"][r] = chosen is not None
+        else:
+            chosen = None
         if chosen is not None:
             best, safe = chosen
             out["refined"][r], out["uncertainty"][r], out["expected"][r], out["step"][r] = best
