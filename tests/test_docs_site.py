@@ -29,20 +29,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from chromium import CHROMIUM, chromium
+
 pytestmark = pytest.mark.xdist_group("docs")
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SCREENSHOT = DOCS / "site-screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 BUILD_PACKAGES = ["mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_jupyter",
                   "mkdocs_gen_files", "jinja2", "latex2mathml"]  # fmt: skip
 # Pages written by hand whose python blocks must run as shown.
@@ -163,21 +156,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.importorskip("playwright.sync_api")
         if not os.access(CHROMIUM, os.X_OK):
             pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 class Visit:

@@ -22,19 +22,11 @@ import numpy as np
 import pytest
 
 import gradcheck
+from chromium import CHROMIUM, chromium
 from gradcheck import Report
 from gradcheck._report._html import render_html
 from gradcheck.demo import BUGS, check_demo
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 HOSTILE = "<script>alert(1)</script>"
 DECODE_IMAGES = """async () => Promise.all(
     Array.from(document.querySelectorAll("svg image")).map(async (node) => {
@@ -51,8 +43,6 @@ if os.environ.get("GRADCHECK_REQUIRE_BROWSER") != "1":
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"no {CHROMIUM}: apt-get install chromium", allow_module_level=True)
 
-from playwright import sync_api  # noqa: E402  (after the skips)
-
 
 @dataclass
 class Visit:
@@ -67,19 +57,8 @@ class Visit:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One Chromium for the module, with a fresh profile directory."""
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 @pytest.fixture
