@@ -59,7 +59,8 @@ def _check_report(report: gradcheck.Report, mode: str, label: str) -> list[str]:
                    rf"|\b{re.escape(name)}(?= is\b| \(|:|\[| along| by| was| has)", re.M)
         for name in report.params
     ]  # fmt: skip
-    problems = []
+    problems = [f"{label}: a double space in {f.message!r}" for f in report.findings
+                if "  " in f.message]  # fmt: skip
     for text in texts:
         for mask in masks:
             text = mask.sub("NAME", text)

@@ -108,7 +108,8 @@ def describe_elements(data: ParamData, among: int | None = None) -> Finding:
         if among is None
         else f"{count} of the {among:,} elements of {data.name} disagree (found by bisection)"
     )
-    message = f"{how_many}{where}{pattern}: {listed}{' ...' if count > _LISTED else ''}."
+    more = f" and {count - _LISTED:,} more" if count > _LISTED else ""
+    message = f"{how_many}{where}{pattern}: {listed}{more}."
     detail: dict[str, Any] = {
         "count": count,
         "checked": checked,
