@@ -201,6 +201,9 @@ _WHY = {
     "noise": "the cost's measured noise ({sigma:.2g}) leaves an error bar of {bar:.2g} on its "
     "difference {difference:.2g} even at the best steps tried, too wide to tell a right "
     "gradient from a wrong one",
+    "edge": "the cost is nan or inf on one side of {where} (the edge of its domain), and the "
+    "one-sided differences there do not settle as a smooth function's do (a derivative that "
+    "is infinite or not smooth at the edge, like sqrt at 0), so they cannot confirm it",
 }
 _WHAT = {
     "no_step": "pass a larger eps, or leave eps=None so that gradcheck picks steps of at least "
@@ -211,6 +214,7 @@ _WHAT = {
     "flat": "return the cost without rounding (no round(), float16 or integer steps in it)",
     "noise": "remove large constants from the loss, compute the cost in float64, or check at "
     "a point where the gradient is larger",
+    "edge": "check at a point inside the cost's domain, away from its edge",
 }
 
 

@@ -238,6 +238,9 @@ def findings_for(
         reason = judgement.reason or "noise"
         unresolved = np.isin(rows.status, UNRESOLVED) & (rows.directions is None)
         where = rows.local[unresolved].tolist()
+        edge = rows.one_sided & ~(np.abs(rows.error) <= np.abs(rows.numeric) + 1.0)
+        if reason == "noise" and edge.any() and rows.directions is None:
+            reason, where = "edge", rows.local[edge].tolist()  # its bar, not the noise
         findings.append(
             _benign.inconclusive(
                 leaf,
