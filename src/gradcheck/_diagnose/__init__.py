@@ -9,15 +9,7 @@ of mistake (`_mistakes`), or why a mismatch is not one (`_benign`).
 from __future__ import annotations
 
 from .._results import Finding
-from ._benign import (
-    changed_during,
-    held,
-    nondeterministic,
-    precision,
-    raised_steps,
-    reach,
-    whole_arrays,
-)
+from ._benign import changed_during, nondeterministic, precision
 from ._context import Context
 from ._directional import unresolved_range
 from ._explain import (
@@ -28,6 +20,7 @@ from ._explain import (
     overall_difference,
     param_report,
 )
+from ._notes import held, raised_steps, reach, whole_arrays
 from ._rows import Rows, Status
 from ._settle import Outcome, settle
 
