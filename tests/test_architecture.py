@@ -75,8 +75,9 @@ def test_the_report_side_loads_no_engine_or_diagnosis(module):
                "gradcheck.autograd"],
 )  # fmt: skip
 def test_public_modules_expose_exactly_their_all(module):
-    if module != "gradcheck" and importlib.util.find_spec(module.split(".")[1]) is None:
-        pytest.skip("framework not installed")
+    framework = module.removeprefix("gradcheck.")
+    if framework in ("torch", "jax", "autograd") and importlib.util.find_spec(framework) is None:
+        pytest.skip(f"{framework} is not installed")
     imported = importlib.import_module(module)
     assert sorted(dir(imported)) == sorted(imported.__all__)
     for name in imported.__all__:
@@ -119,6 +120,13 @@ def _entry_points():
             module = importlib.import_module(f"gradcheck.{framework}")
             points.update({f"{framework}.{name}": getattr(module, name) for name in names})
     return points
+
+
+def test_the_option_list_is_one_list():
+    """The TypedDict (types, docs) and the defaults name the same options, in one order."""
+    from gradcheck import CheckOptions
+
+    assert list(CheckOptions.__annotations__) == list(OPTION_DEFAULTS) == list(OPTION_NAMES)
 
 
 @pytest.mark.parametrize("name", sorted(_entry_points()))

@@ -191,34 +191,37 @@ def from_keywords(options: Mapping[str, Any]) -> Options:
     for name in options:
         if name not in OPTION_NAMES:
             raise invalid_choice("option", name, OPTION_NAMES)
-    return validate(**options)
+    return _validate(options)
 
 
-def validate(
-    *,
-    method: Any = "central",
-    mode: Any = "full",
-    eps: Any = None,
-    samples: Any = None,
-    seed: Any = 0,
-    thresholds: Any = DEFAULT_THRESHOLDS,
-    worst: Any = DEFAULT_WORST,
-    batch_size: Any = None,
-    time_steps: Any = None,
-    batched: Any = False,
-    workers: Any = None,
-    executor: Any = None,
-    progress: Any = True,
-    directions: Any = None,
-    miss_probability: Any = DEFAULT_MISS_PROBABILITY,
-    detectable: Any = DEFAULT_DETECTABLE,
-    timeout: Any = None,
-) -> Options:
-    """Check every option and return them as `Options`.
+def _validate(given: Mapping[str, Any]) -> Options:
+    """Check every option (the defaults of `OPTION_DEFAULTS` for the ones not given).
 
     Raises:
         InvalidArgumentError: naming the argument, its value and what is valid.
     """
+    o = {**OPTION_DEFAULTS, **given}
+    method, mode, eps, samples, seed, thresholds, worst = (
+        o["method"],
+        o["mode"],
+        o["eps"],
+        o["samples"],
+        o["seed"],
+        o["thresholds"],
+        o["worst"],
+    )
+    batched, workers, executor, progress, timeout = (
+        o["batched"],
+        o["workers"],
+        o["executor"],
+        o["progress"],
+        o["timeout"],
+    )
+    directions, miss_probability, detectable = (
+        o["directions"],
+        o["miss_probability"],
+        o["detectable"],
+    )
     scheme = SCHEMES[_choice("method", method, METHODS)]
     mode = _choice("mode", mode, MODES)
     if mode in ("directional", "bisect") and scheme.name != "central":
@@ -255,7 +258,7 @@ def validate(
         raise InvalidArgumentError(f"worst={worst!r} must be a positive int (elements listed).")
     hints = {
         name: _positive_int(name, value)
-        for name, value in (("batch_size", batch_size), ("time_steps", time_steps))
+        for name, value in (("batch_size", o["batch_size"]), ("time_steps", o["time_steps"]))
         if value is not None
     }
     return Options(
