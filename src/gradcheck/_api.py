@@ -16,7 +16,7 @@ from ._errors import CostFunctionError, InvalidArgumentError
 from ._options import CheckOptions, from_keywords, require_callable, takes_options
 from ._pipeline import Subject, run
 from ._results import Report
-from ._scalar import AT_BASE, finite_at_base, to_scalar
+from ._scalar import AT_BASE, at_base, finite_at_base, to_scalar
 from ._text import a_type
 from ._tree import ParamTree, flatten, flatten_grads, select_present
 
@@ -77,7 +77,7 @@ def check(
         return f(tree)[0] if wants_pair else f(tree)
 
     def repeat() -> tuple[float, bool]:
-        again = _at_base(f, params)
+        again = at_base(lambda: f(params))
         if not wants_pair:
             return to_scalar(again, where=AT_BASE), False
         value, grads_again = _split_pair(again)
@@ -88,7 +88,7 @@ def check(
         return flatten_grads(_split_pair(f(params))[1], flat)
 
     with Guard(flat.leaves, params):  # also restores params a cost modifies at the base point
-        first = _at_base(f, params)
+        first = at_base(lambda: f(params))
         if wants_pair:
             first, grads = _split_pair(first)
         base_value = finite_at_base(first)
@@ -147,15 +147,15 @@ def check_layer(
         return np.sum(_layer_output(forward(tree)) * dout, axis=axes)
 
     def repeat() -> tuple[float, bool]:
-        return to_scalar(_at_base(evaluate, inputs), where=AT_BASE), False
+        return to_scalar(at_base(lambda: evaluate(inputs)), where=AT_BASE), False
 
     def recompute() -> NDArray[np.float64]:
         return flatten_grads(backward(inputs, dout.copy()), flat)
 
     with Guard(everything.leaves, inputs):
-        out = _layer_output(_at_base(forward, inputs))
+        out = _layer_output(at_base(lambda: forward(inputs)))
         dout = upstream_gradient(validated.seed, out.shape)
-        grads = _at_base(lambda tree: backward(tree, dout.copy()), inputs, what="backward")
+        grads = at_base(lambda: backward(inputs, dout.copy()), "backward")
         flat = select_present(grads, everything)
         analytic = flatten_grads(grads, flat)
         subject = Subject(evaluate=evaluate, params=inputs, flat=flat, analytic=analytic,
@@ -222,17 +222,6 @@ def gradient_checking(
                                   lambda: to_scalar(cost_function(theta)))  # fmt: skip
     numeric = (np.array(values[0]) - np.array(values[1])) / (2 * epsilon)
     return normalized_difference(numeric, analytic)
-
-
-def _at_base(f: Callable[[Any], Any], tree: Any, what: str = "the cost function") -> Any:
-    """Call the user's function at the unperturbed point; its failure is an input error."""
-    try:
-        return f(tree)
-    except Exception as exc:
-        raise CostFunctionError(
-            f"{what} raised {type(exc).__name__}: {exc} at the given parameters, before any "
-            "perturbation; fix it there first (the traceback above shows where)."
-        ) from exc
 
 
 def _layer_output(out: Any) -> Any:

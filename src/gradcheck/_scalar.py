@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ._errors import CostFunctionError
+from ._errors import CostFunctionError, GradcheckError
 from ._text import a_type
 
 AT_BASE = " at the given parameters"
+
+T = TypeVar("T")
 
 _MSG_NOT_FINITE = (
     "the {what} is {value} at the given parameters (before any perturbation); a gradient "
@@ -66,6 +69,23 @@ def to_scalar(value: Any, *, where: str = "", complex_ok: bool = False) -> Any:
     if kind == "c" and not complex_ok:
         raise CostFunctionError(_MSG_COMPLEX.format(value=scalar, where=where))
     return scalar
+
+
+def at_base(call: Callable[[], T], what: str = "the cost function") -> T:
+    """Run the user's function at the given point; its own failure becomes a named error.
+
+    A gradcheck error raised on the way (a framework adapter refusing a dtype) is already
+    named and passes through as it is.
+    """
+    try:
+        return call()
+    except GradcheckError:
+        raise
+    except Exception as exc:
+        raise CostFunctionError(
+            f"{what} raised {type(exc).__name__}: {exc} at the given parameters, before any "
+            "perturbation; fix it there first (the traceback above shows where)."
+        ) from exc
 
 
 def finite_at_base(value: Any, what: str = "cost") -> float:

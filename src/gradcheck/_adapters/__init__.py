@@ -10,7 +10,7 @@ copies where the framework allows it), and computes the analytic gradient with t
 framework's own autodiff, so custom backward rules are what gets checked.
 """
 
-from .bridge import at_base as at_base
+from .._scalar import at_base as at_base
 from .bridge import framework_options as framework_options
 from .bridge import require_float_dtype as require_float_dtype
 from .bridge import run_check as run_check

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .._api import UPSTREAM_SALT
-from .._errors import CostFunctionError, GradcheckError, InvalidArgumentError
+from .._errors import InvalidArgumentError
 from .._options import Options, from_keywords
 from .._pipeline import Subject, run
 from .._results import Report
-from .._scalar import AT_BASE, finite_at_base, to_scalar
+from .._scalar import AT_BASE, at_base, finite_at_base, to_scalar
 from .._tree import flatten, flatten_grads
 
 HostArrays = dict[str, NDArray[Any]]
@@ -106,22 +106,6 @@ class Adapter(abc.ABC):
 
 AUTO_BATCH_SIZE = 5_000
 """Checks of at least this many parameters use the framework's vectorized cost."""
-
-
-T = TypeVar("T")
-
-
-def at_base(build: Callable[[], T], what: str) -> T:
-    """Run the user's function at the given point; its own failure becomes a named error."""
-    try:
-        return build()
-    except GradcheckError:
-        raise
-    except Exception as exc:
-        raise CostFunctionError(
-            f"{what} raised {type(exc).__name__}: {exc} at the given parameters, before any "
-            "perturbation; fix it there first (the traceback above shows where)."
-        ) from exc
 
 
 def run_check(adapted: Adapter, options: Options, started: float) -> Report:

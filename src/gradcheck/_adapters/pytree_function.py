@@ -21,7 +21,8 @@ from numpy.typing import DTypeLike, NDArray
 from .._errors import InvalidArgumentError
 from .._options import require_callable
 from .._results import Report
-from .bridge import HostArrays, at_base, framework_options, require_float_dtype, run_check
+from .._scalar import at_base
+from .bridge import HostArrays, framework_options, require_float_dtype, run_check
 from .vjp import FunctionAdapter
 
 A = TypeVar("A")

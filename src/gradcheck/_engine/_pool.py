@@ -61,13 +61,16 @@ class PoolExecutor:
     ) -> None:
         self.workers = workers
         self._progress = progress
-        dask = hasattr(executor, "scatter") or hasattr(executor, "_client")
+        # A Dask client, or the executor it hands out (which knows its client).
+        client = getattr(executor, "_client", None) or (
+            executor if hasattr(executor, "scatter") else None
+        )
         threads = isinstance(executor, ThreadPoolExecutor)
-        self.name = (f"Dask, {workers} workers" if dask else f"{workers} threads" if threads
+        self.name = (f"Dask, {workers} workers" if client else f"{workers} threads" if threads
                      else f"{workers} workers")  # fmt: skip
         """How the report names it: "2 workers" (processes), "2 threads", "Dask, 2 workers"."""
-        if hasattr(executor, "scatter") and hasattr(executor, "get_executor"):  # a Dask client
-            executor = executor.get_executor()  # its futures are concurrent.futures ones
+        if executor is client:
+            executor = client.get_executor()  # its futures are concurrent.futures ones
         self._submit = executor.submit
         self._abort = abort
         self._timeout = timeout
@@ -84,9 +87,6 @@ class PoolExecutor:
             self._source = (key, None, os.getpid())
             return
         blob = dumps(payload)
-        client = getattr(executor, "_client", None) or (
-            executor if hasattr(executor, "scatter") else None
-        )
         # hash=False: a fresh key per check, so releasing one check's copy never cancels
         # the next check's (same bytes, same hash).
         shipped = client.scatter(blob, broadcast=True, hash=False) if client else blob

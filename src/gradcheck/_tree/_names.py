@@ -8,6 +8,7 @@ index them (``params["W1"][3, 4]``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import optree
@@ -51,17 +52,15 @@ def unique_names(accessors: Sequence[optree.PyTreeAccessor]) -> list[str]:
     tells any two keys apart.
     """
     dotted = [_dotted_name(accessor) for accessor in accessors]
-    counts: dict[str, int] = {}
-    for name in dotted:
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(dotted)
     names = [
         name if counts[name] == 1 and _plain(accessor) else _repr_path(accessor)
         for name, accessor in zip(dotted, accessors, strict=True)
     ]
-    seen: dict[str, int] = {}
+    seen: Counter[str] = Counter()
     out = []
     for name in names:  # two different keys with the same repr (custom key types)
-        seen[name] = seen.get(name, 0) + 1
+        seen[name] += 1
         out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
     return out
 
